@@ -1,0 +1,40 @@
+"""The exceptions asgi_sessions raises, each named for what the user can do about it.
+
+    SessionError                    base of everything below
+    ├── StoreUnavailable            the store is down or timing out; answered with 503
+    ├── SessionExists               create() was given a key that is already taken
+    ├── SessionTooLarge             serialized data is over max_size (also a ValueError)
+    ├── UnserializableValue         a value cannot be serialized (also a TypeError)
+    ├── CorruptSession              a stored record cannot be deserialized
+    └── InsecureConfiguration       settings unsafe for production (also a ValueError)
+"""
+
+from __future__ import annotations
+
+
+class SessionError(Exception):
+    """Base class of every error asgi_sessions raises on purpose."""
+
+
+class StoreUnavailable(SessionError):
+    """The store could not be reached or did not answer in time; retry later."""
+
+
+class SessionExists(SessionError):
+    """A record with this key already exists; create() never overwrites."""
+
+
+class SessionTooLarge(SessionError, ValueError):
+    """The serialized session is over the configured ``max_size``."""
+
+
+class UnserializableValue(SessionError, TypeError):
+    """A session value cannot be serialized; the message names its key."""
+
+
+class CorruptSession(SessionError, ValueError):
+    """A stored record holds bytes the serializer cannot read."""
+
+
+class InsecureConfiguration(SessionError, ValueError):
+    """The middleware settings are unsafe for the declared environment."""
