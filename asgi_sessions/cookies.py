@@ -1,0 +1,83 @@
+"""Reading the session token from a Cookie header and writing Set-Cookie values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from asgi_sessions import tokens
+from asgi_sessions.exceptions import InsecureConfiguration
+
+SameSite = Literal["lax", "strict", "none"]
+
+EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    """How the session cookie is named and flagged; checked once, at construction."""
+
+    name: str = "session"
+    path: str = "/"
+    domain: str | None = None
+    same_site: SameSite = "lax"
+    secure: bool = False
+    partitioned: bool = False
+    host_prefix: bool = False
+
+    def __post_init__(self) -> None:
+        if self.same_site not in ("lax", "strict", "none"):
+            raise ValueError(f"same_site must be 'lax', 'strict' or 'none', not {self.same_site!r}")
+        if self.same_site == "none" and not self.secure:
+            raise InsecureConfiguration(
+                "same_site='none' needs a Secure cookie, which browsers only keep over "
+                "HTTPS: pass https_only=True, or use same_site='lax'"
+            )
+        if self.partitioned and not self.secure:
+            raise InsecureConfiguration("partitioned=True needs https_only=True")
+        if self.host_prefix and (not self.secure or self.path != "/" or self.domain):
+            raise InsecureConfiguration(
+                "host_prefix=True (a __Host- cookie) needs https_only=True, path='/' "
+                "and no domain"
+            )
+
+    @property
+    def cookie_name(self) -> str:
+        """The name on the wire, with the ``__Host-`` prefix when asked for."""
+        return f"__Host-{self.name}" if self.host_prefix else self.name
+
+    def token_from(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The first well-formed session token in the request's Cookie headers, if any.
+
+        Browsers send the most specific cookie first (RFC 6265 §5.4), so the first
+        value wins; values of the wrong length or alphabet are skipped unread.
+        """
+        wanted = self.cookie_name
+        for name, value in headers:
+            if name != b"cookie":
+                continue
+            for pair in value.decode("latin-1").split(";"):
+                key, sep, token = pair.strip().partition("=")
+                if sep and key == wanted:
+                    token = token.strip().strip('"')
+                    if tokens.is_well_formed(token):
+                        return token
+        return None
+
+    def header(self, token: str | None, max_age: int | None) -> str:
+        """A Set-Cookie value: the token for ``max_age`` seconds (None: until the
+        browser closes), or with ``token=None`` one that deletes the cookie."""
+        parts = [f"{self.cookie_name}={token or ''}", f"Path={self.path}"]
+        if token is None:
+            parts += ["Max-Age=0", f"Expires={EXPIRED}"]
+        elif max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        if self.domain:
+            parts.append(f"Domain={self.domain}")
+        parts += ["HttpOnly", f"SameSite={self.same_site.capitalize()}"]
+        if self.secure:
+            parts.append("Secure")
+        if self.partitioned:
+            parts.append("Partitioned")
+        return "; ".join(parts)
