@@ -67,17 +67,21 @@ class CookiePolicy:
 
     def header(self, token: str | None, max_age: int | None) -> str:
         """A Set-Cookie value: the token for ``max_age`` seconds (None: until the
-        browser closes), or with ``token=None`` one that deletes the cookie."""
-        parts = [f"{self.cookie_name}={token or ''}", f"Path={self.path}"]
+        browser closes), or with ``token=None`` one that deletes the cookie.
+
+        Attributes are spelled and ordered as Starlette's cookie sessions spell them,
+        so tests written against those keep passing.
+        """
+        parts = [f"{self.cookie_name}={token or 'null'}", f"path={self.path}"]
         if token is None:
-            parts += ["Max-Age=0", f"Expires={EXPIRED}"]
+            parts += [f"expires={EXPIRED}", "Max-Age=0"]
         elif max_age is not None:
             parts.append(f"Max-Age={max_age}")
-        if self.domain:
-            parts.append(f"Domain={self.domain}")
-        parts += ["HttpOnly", f"SameSite={self.same_site.capitalize()}"]
+        parts += ["httponly", f"samesite={self.same_site}"]
         if self.secure:
-            parts.append("Secure")
+            parts.append("secure")
+        if self.domain:
+            parts.append(f"domain={self.domain}")
         if self.partitioned:
-            parts.append("Partitioned")
+            parts.append("partitioned")
         return "; ".join(parts)

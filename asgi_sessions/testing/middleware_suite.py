@@ -128,7 +128,7 @@ class MiddlewareConformance:
         response = await client.post("/set/cart", json=[])
         assert store.calls == ["create"]
         cookie = response.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+        assert "httponly" in cookie and "samesite=lax" in cookie and "path=/;" in cookie
         assert "Max-Age=3600" in cookie
         assert response.headers["cache-control"] == "no-store"
 
