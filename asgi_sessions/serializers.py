@@ -29,6 +29,8 @@ class JSONSerializer:
 
     def dumps(self, data: Mapping[str, Any]) -> bytes:
         try:
+            if not all(isinstance(key, str) for key in data):
+                raise TypeError("keys must be str")  # JSON would silently turn 3 into "3"
             return self._encoder.encode(data).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise UnserializableValue(_explain(self._encoder, data, exc)) from exc

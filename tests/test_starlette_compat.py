@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ ClientFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    yield SQLiteStore(tmp_path / "sessions.db")
+def store(tmp_path: Path) -> SQLiteStore:
+    return SQLiteStore(tmp_path / "sessions.db")
 
 
 @pytest.fixture

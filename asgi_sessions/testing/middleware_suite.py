@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import anyio
