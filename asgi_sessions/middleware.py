@@ -100,6 +100,7 @@ class SessionMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        scope["session_store"] = self.store
         token = self.cookie.token_from(scope["headers"])
         active: ActiveSession | None = None
         try:

@@ -130,10 +130,11 @@ class ActiveSession:
         session.update(data)
         session.user_id = record.user_id
         session.created_at, session.expires_at = record.created_at, record.expires_at
+        session.key = record.key
 
     def _forget(self, *, data: bool = False) -> None:
         self.token = self.record = None
-        self.session.created_at = self.session.expires_at = None
+        self.session.created_at = self.session.expires_at = self.session.key = None
         if data:
             self.session.clear()
             self.session.user_id = None
@@ -190,6 +191,7 @@ class ActiveSession:
     def _written(self, record: SessionRecord) -> None:
         self.record, self.token_changed = record, True
         self.session.created_at, self.session.expires_at = record.created_at, record.expires_at
+        self.session.key = record.key
 
     async def _update(self, raw: bytes, expires_at: datetime) -> None:
         """Compare-and-set; on conflict, apply this request's changes to the fresh record."""

@@ -83,6 +83,8 @@ class Session(dict[str, Any]):
         self.user_id = user_id
         self.created_at = created_at
         self.expires_at = expires_at
+        self.key: str | None = None
+        """How stores name this session (the token's digest); None until stored."""
         self.regenerate_requested = False
         self.destroy_requested = False
         self._handle = handle

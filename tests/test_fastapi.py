@@ -1,0 +1,81 @@
+"""The FastAPI dependencies and the example app, over every kind of store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from asgi_sessions import SessionMiddleware
+from asgi_sessions.fastapi import SessionDep
+from asgi_sessions.stores import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    from examples import fastapi_app
+
+    store = SQLiteStore(tmp_path / "example.db")
+    monkeypatch.setattr(fastapi_app, "store", store)
+    app = FastAPI()
+    app.router.routes.extend(fastapi_app.app.router.routes)
+    app.add_middleware(SessionMiddleware, store=store)
+    yield app
+    await store.close()
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
+
+
+async def test_login_me_and_logout(example: FastAPI) -> None:
+    async with client_for(example) as client:
+        assert (await client.get("/me")).status_code == 401
+        assert (await client.post("/login", json={"username": "ann"})).status_code == 200
+        assert (await client.get("/me")).json() == {"user": "ann", "visits": 1}
+        assert (await client.get("/me")).json() == {"user": "ann", "visits": 2}
+        assert (await client.post("/logout")).json() == {"logged_out": True}
+        assert (await client.get("/me")).status_code == 401
+
+
+async def test_sessions_listing_and_revoking_others(example: FastAPI) -> None:
+    async with client_for(example) as laptop, client_for(example) as phone:
+        await laptop.post("/login", json={"username": "bo"})
+        await phone.post("/login", json={"username": "bo"})
+        listing = (await laptop.get("/sessions")).json()
+        assert len(listing) == 2
+        assert sorted(item["current"] for item in listing) == [False, True]
+        assert (await laptop.post("/sessions/revoke-others")).json() == {"revoked": 1}
+        assert (await phone.get("/me")).status_code == 401
+        assert (await laptop.get("/me")).status_code == 200
+
+
+async def test_openapi_documents_the_session_cookie(example: FastAPI) -> None:
+    async with client_for(example) as client:
+        schema = (await client.get("/openapi.json")).json()
+    scheme = schema["components"]["securitySchemes"]["session"]
+    assert scheme == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+        "description": "Session cookie set by SessionMiddleware at login.",
+    }
+    assert schema["paths"]["/me"]["get"]["security"] == [{"session": []}]
+    assert "security" not in schema["paths"]["/login"]["post"]
+
+
+async def test_dependency_without_middleware_says_what_to_do() -> None:
+    app = FastAPI()
+
+    @app.get("/")
+    async def page(session: SessionDep) -> dict[str, str]:
+        return {}
+
+    async with client_for(app) as client:
+        with pytest.raises(RuntimeError, match=r"app.add_middleware\(SessionMiddleware"):
+            await client.get("/")
