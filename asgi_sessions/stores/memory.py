@@ -71,10 +71,11 @@ class MemoryStore(SessionStore):
     ) -> int:
         now = self.clock()
         expired = [key for key, record in self._records.items() if record.expires_at <= now]
-        for key in expired:
-            del self._records[key]
-        if progress is not None:
-            progress(len(expired))
+        for start in range(0, len(expired), batch_size):
+            for key in expired[start : start + batch_size]:
+                del self._records[key]
+            if progress is not None:
+                progress(min(start + batch_size, len(expired)))
         return len(expired)
 
     async def clear(self) -> int:

@@ -17,8 +17,21 @@ class RecordingStore(SessionStore):
     """
 
     EVERY_CALL = frozenset(
-        {"read", "create", "update", "destroy", "extend_lifetime", "cleanup_expired_sessions",
-         "clear", "count", "ids", "all", "user_sessions", "destroy_user_sessions", "close"}
+        {
+            "read",
+            "create",
+            "update",
+            "destroy",
+            "extend_lifetime",
+            "cleanup_expired_sessions",
+            "clear",
+            "count",
+            "ids",
+            "all",
+            "user_sessions",
+            "destroy_user_sessions",
+            "close",
+        }
     )
 
     def __init__(self, store: SessionStore) -> None:
