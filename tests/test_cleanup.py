@@ -1,0 +1,111 @@
+"""Background cleanup: during the app's lifespan, in a custom lifespan, and its errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from asgi_sessions import SessionMiddleware
+from asgi_sessions.cleanup import cleanup_task
+from asgi_sessions.stores import MemoryStore
+from asgi_sessions.stores.base import SessionRecord
+from asgi_sessions.testing import FrozenClock, RecordingStore
+
+INTERVAL = 0.01
+
+
+async def add_expired(store: MemoryStore | RecordingStore, clock: FrozenClock, n: int) -> None:
+    for i in range(n):
+        past = clock() - timedelta(seconds=1)
+        await store.create(SessionRecord(f"{i:064x}", b"{}", None, past, past))
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
+    """Poll ``condition()`` until it is true: the sweep runs on its own schedule."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "cleanup did not run in time"
+        await asyncio.sleep(INTERVAL)
+
+
+def test_middleware_sweeps_during_lifespan_and_stops_on_shutdown(clock: FrozenClock) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    asyncio.run(add_expired(store, clock, 3))
+    store.reset()
+    app = Starlette()
+    app.add_middleware(SessionMiddleware, store=store, cleanup_interval=INTERVAL)
+    with TestClient(app) as client:
+
+        async def swept() -> bool:
+            return "cleanup_expired_sessions" in store.calls
+
+        assert client.portal is not None
+        client.portal.call(eventually, swept)
+    assert asyncio.run(store.store.clear()) == 0  # the sweep removed all three
+    sweeps = store.calls.count("cleanup_expired_sessions")
+    # after shutdown the task is gone: no more sweeps happen
+    asyncio.run(asyncio.sleep(INTERVAL * 5))
+    assert store.calls.count("cleanup_expired_sessions") == sweeps
+
+
+def test_no_cleanup_task_without_an_interval(clock: FrozenClock) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    app = Starlette()
+    app.add_middleware(SessionMiddleware, store=store)
+    with TestClient(app):
+        pass
+    assert store.calls == []
+
+
+@pytest.mark.anyio
+async def test_cleanup_task_in_a_custom_lifespan(clock: FrozenClock) -> None:
+    store = MemoryStore(clock=clock)
+    recording = RecordingStore(store)
+    await add_expired(store, clock, 5)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with cleanup_task(recording, interval=INTERVAL):
+            yield
+
+    async with lifespan(Starlette()):
+
+        async def swept() -> bool:
+            return "cleanup_expired_sessions" in recording.calls
+
+        await eventually(swept)
+    assert await store.clear() == 0
+    assert all(not t.get_coro().__qualname__.startswith("run_cleanup")  # type: ignore[union-attr]
+               for t in asyncio.all_tasks())
+
+
+@pytest.mark.anyio
+async def test_failed_sweep_is_logged_and_retried(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    store.fail("cleanup_expired_sessions")
+    await add_expired(store.store, clock, 2)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="asgi_sessions.cleanup"):
+        async with cleanup_task(store, interval=INTERVAL):
+
+            async def failed_twice() -> bool:
+                return store.calls.count("cleanup_expired_sessions") >= 2
+
+            await eventually(failed_twice)
+            store.heal()
+            store.reset()
+
+            async def swept() -> bool:
+                return "cleanup_expired_sessions" in store.calls
+
+            await eventually(swept)
+    assert await store.store.clear() == 0
+    assert "expired-session cleanup failed; retrying" in caplog.text
