@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket
 
 from asgi_sessions import (
     InsecureConfiguration,
+    Session,
     SessionMiddleware,
     SessionTooLarge,
     UnserializableValue,
@@ -178,7 +179,7 @@ async def test_session_id_outside_the_cookie_is_ignored(store: MemoryStore) -> N
 def test_websocket_reads_the_session_and_saves_only_on_request(store: MemoryStore) -> None:
     async def chat(websocket: WebSocket) -> None:
         await websocket.accept()
-        session = websocket.session
+        session: Session = websocket.session  # type: ignore[assignment]
         await websocket.send_json(dict(session))
         session["from_socket"] = await websocket.receive_text()
         if session["from_socket"] == "save":

@@ -1,0 +1,294 @@
+"""``asgi-sessions``: look after a session store from the shell, or run the demo.
+
+Exit codes: 0 done, 1 failed (bad store URL, store unreachable, refused), 2 bad
+usage. Long jobs show progress when stderr is a terminal and stay quiet in cron.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from asgi_sessions.exceptions import SessionError, SessionExists
+from asgi_sessions.stores import create_store
+from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
+
+__all__ = ["main"]
+
+PROG = "asgi-sessions"
+DEMO_STORE = "sqlite:///asgi-sessions-demo.db"
+KEY_SHOWN = 16
+"""Characters of a key listed by ``sessions`` and accepted by ``revoke --keep``."""
+
+
+class Failure(Exception):
+    """The command could not do its job; the message is printed and the exit code is 1."""
+
+
+class UsageError(Exception):
+    """The command was called in a way it cannot honour; exit code 2."""
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
+def _open(url: str) -> SessionStore:
+    """Build the store ``url`` names; a bad URL or missing driver is a Failure."""
+    try:
+        return create_store(url)
+    except (ValueError, ModuleNotFoundError) as exc:
+        raise Failure(str(exc)) from exc
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Go on if ``--yes`` was given or the user says so at a terminal; stop otherwise."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("stdin is not a terminal, so there is no one to confirm: pass --yes")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise Failure("not confirmed; nothing changed")
+
+
+@contextmanager
+def _progress(label: str, total: int | None = None) -> Iterator[ProgressCallback]:
+    """Yield a callback showing a running count on a terminal: a rich bar if installed."""
+    if not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    try:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    except ImportError:
+        last, of = 0.0, f"/{total}" if total else ""
+
+        def show(done: int) -> None:
+            nonlocal last
+            if time.monotonic() - last >= 0.1:  # a few redraws a second, not one per row
+                last = time.monotonic()
+                print(f"\r{label}: {done}{of}", end="", file=sys.stderr)
+
+        try:
+            yield show
+        finally:
+            print(file=sys.stderr)
+        return
+    from rich.console import Console
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+async def cleanup(args: argparse.Namespace) -> None:
+    """Delete expired sessions in batches; for cron."""
+    async with _open(args.store) as store:
+        with _progress("removing expired sessions") as progress:
+            removed = await store.cleanup_expired_sessions(
+                batch_size=args.batch_size, progress=progress
+            )
+    print(f"removed {removed} expired sessions")
+
+
+async def stats(args: argparse.Namespace) -> None:
+    """Count live sessions and the users they belong to, in one streaming pass."""
+    live = anonymous = 0
+    users: set[str] = set()
+    async with _open(args.store) as store:
+        with _progress("counting sessions") as progress:
+            async for record in store.all():
+                live += 1
+                if record.user_id is None:
+                    anonymous += 1
+                else:
+                    users.add(record.user_id)
+                if live % 1000 == 0:
+                    progress(live)
+    lines = {
+        "live sessions": live,
+        "  of logged-in users": live - anonymous,
+        "  anonymous": anonymous,
+        "users with sessions": len(users),
+    }
+    for label, value in lines.items():
+        print(f"{label:<22}{value}")
+
+
+async def sessions(args: argparse.Namespace) -> None:
+    """List a user's live sessions by key prefix; stores hold no tokens to show."""
+    async with _open(args.store) as store:
+        records = await store.user_sessions(args.user)
+    if not records:
+        print(f"no live sessions for user {args.user!r}")
+        return
+    print(f"{'KEY':<{KEY_SHOWN}}  {'CREATED':<23}  EXPIRES")
+    for record in records:
+        print(f"{record.key[:KEY_SHOWN]}  {_when(record.created_at)}  {_when(record.expires_at)}")
+
+
+def _kept(records: list[SessionRecord], prefix: str, user_id: str) -> str:
+    """The one key among ``records`` that starts with ``prefix``; anything else is a Failure."""
+    matches = [record.key for record in records if record.key.startswith(prefix.lower())]
+    if len(matches) != 1:
+        raise Failure(
+            f"--keep {prefix!r} matches {len(matches) or 'no'} live sessions of user"
+            f" {user_id!r}, not exactly one; nothing revoked"
+        )
+    return matches[0]
+
+
+async def revoke(args: argparse.Namespace) -> None:
+    """End every session of a user (but ``--keep``), after confirmation."""
+    async with _open(args.store) as store:
+        records = await store.user_sessions(args.user)
+        keep = None if args.keep is None else _kept(records, args.keep, args.user)
+        doomed = len(records) - (keep is not None)
+        if doomed:
+            _confirm(f"Revoke {doomed} sessions of user {args.user!r}?", args.yes)
+        revoked = await store.destroy_user_sessions(args.user, keep=keep) if doomed else 0
+    print(f"revoked {revoked} sessions of user {args.user!r}")
+
+
+async def _copy(record: SessionRecord, target: SessionStore) -> str:
+    """Copy one record; say whether it was ``copied``, ``replaced`` or ``skipped``."""
+    existing = await target.read(record.key)
+    if existing is not None and existing.version >= record.version:
+        return "skipped"  # as new as ours, or written since by an app using the target
+    if existing is not None:
+        await target.destroy(record.key)
+    try:
+        await target.create(record)
+    except SessionExists:
+        return "skipped"  # created meanwhile by an app already using the target
+    return "copied" if existing is None else "replaced"
+
+
+async def migrate(args: argparse.Namespace) -> None:
+    """Stream every live record from one store to another, keeping keys and versions."""
+    if args.source == args.target:
+        raise UsageError("FROM_URL and TO_URL are the same store")
+    counts = {"copied": 0, "replaced": 0, "skipped": 0}
+    async with _open(args.source) as source, _open(args.target) as target:
+        total, present = await source.count(), await target.count()
+        if present:
+            _confirm(
+                f"{_redacted(args.target)} already holds {present} sessions; older copies of"
+                " migrated sessions will be replaced. Go on?",
+                args.yes,
+            )
+        with _progress("migrating sessions", total) as progress:
+            async for record in source.all():
+                counts[await _copy(record, target)] += 1
+                progress(sum(counts.values()))
+    print(
+        f"migrated {_redacted(args.source)} -> {_redacted(args.target)}: "
+        + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
+    )
+
+
+def demo(args: argparse.Namespace) -> None:
+    """Serve the demo app with uvicorn."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise Failure("the demo needs uvicorn: pip install 'asgi-server-sessions[cli]'") from exc
+    from asgi_sessions.demo import build_demo
+
+    app = build_demo(_open(args.store))
+    print(f"demo at http://{args.host}:{args.port}/ (sessions in {_redacted(args.store)})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Look after a session store, or run the demo."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, run: Callable[[argparse.Namespace], Any], summary: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("demo", demo, "serve the demo app (needs the cli extra)")
+    sub.add_argument("--store", default=DEMO_STORE, help=f"store URL (default {DEMO_STORE})")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8000)
+
+    sub = command("cleanup", cleanup, "delete expired sessions (for cron)")
+    sub.add_argument("store", metavar="STORE_URL")
+    sub.add_argument("--batch-size", type=_positive, default=1000, metavar="N")
+
+    sub = command("stats", stats, "count live sessions and users with sessions")
+    sub.add_argument("store", metavar="STORE_URL")
+
+    sub = command("sessions", sessions, "list a user's live sessions")
+    sub.add_argument("store", metavar="STORE_URL")
+    sub.add_argument("--user", required=True, metavar="ID")
+
+    sub = command("revoke", revoke, "end every session of a user")
+    sub.add_argument("store", metavar="STORE_URL")
+    sub.add_argument("--user", required=True, metavar="ID")
+    sub.add_argument("--keep", metavar="KEY", help="key (or its listed prefix) to leave alone")
+    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    sub = command("migrate", migrate, "copy every live session to another store")
+    sub.add_argument("source", metavar="FROM_URL")
+    sub.add_argument("target", metavar="TO_URL")
+    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the exit code (0 ok, 1 failure, 2 bad usage)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        if args.command == "demo":
+            demo(args)
+        else:
+            job: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
+            asyncio.run(job(args))
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (Failure, SessionError) as exc:
+        print(f"{PROG} {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

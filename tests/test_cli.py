@@ -1,0 +1,532 @@
+"""The ``asgi-sessions`` command line and the demo app it serves, over real SQLite files.
+
+Commands run in-process through ``main()`` on a worker thread (each run owns its
+event loop, as from a shell); the stores they touch are checked through the contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from asgi_sessions import create_session, tokens
+from asgi_sessions.cli import main
+from asgi_sessions.demo import build_demo
+from asgi_sessions.stores import SQLiteStore, create_store
+from asgi_sessions.stores.base import SessionRecord
+from asgi_sessions.testing.app import build_app
+
+pytestmark = pytest.mark.anyio
+
+HOUR = timedelta(hours=1)
+
+
+class Terminal(io.StringIO):
+    """Text stream that says it is a terminal, standing in for an interactive stdin/stderr."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def cli(*argv: str) -> int:
+    """Run the command line as a shell would, in a thread with its own event loop."""
+    return await anyio.to_thread.run_sync(main, list(argv))
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'source.db'}"
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'target.db'}"
+
+
+def make_record(
+    name: str, user_id: str | None = None, *, lifetime: timedelta = HOUR, version: int = 1
+) -> SessionRecord:
+    """A record keyed by the digest of ``name``, expiring ``lifetime`` from now (may be past)."""
+    now = datetime.now(UTC)
+    return SessionRecord(
+        tokens.key_for(f"{name}-token-{'x' * 22}"),
+        f'{{"name": "{name}"}}'.encode(),
+        user_id,
+        now.replace(microsecond=123_457) - HOUR,
+        now + lifetime,
+        version,
+    )
+
+
+async def put(url: str, *records: SessionRecord) -> None:
+    async with create_store(url) as store:
+        for each in records:
+            await store.create(each)
+
+
+async def stored(url: str) -> dict[str, SessionRecord]:
+    """Every live record at ``url``, by key."""
+    async with create_store(url) as store:
+        return {each.key: each async for each in store.all()}
+
+
+async def user_keys(url: str, user_id: str) -> set[str]:
+    async with create_store(url) as store:
+        return {each.key for each in await store.user_sessions(user_id)}
+
+
+@asynccontextmanager
+async def browser(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` in-process that keeps cookies and follows redirects."""
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", follow_redirects=True
+    ) as client:
+        yield client
+
+
+# cleanup
+
+
+async def test_cleanup_removes_expired_sessions_and_says_how_many(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expired = [make_record(f"old{i}", lifetime=-HOUR) for i in range(5)]
+    live = [make_record("fresh"), make_record("fresh2", "alice")]
+    await put(source, *expired, *live)
+
+    assert await cli("cleanup", source, "--batch-size", "2") == 0
+
+    out, err = capsys.readouterr()
+    assert out == "removed 5 expired sessions\n"
+    assert err == ""  # not a terminal: quiet, as under cron
+    assert set(await stored(source)) == {each.key for each in live}
+    assert await cli("cleanup", source) == 0
+    assert capsys.readouterr().out == "removed 0 expired sessions\n"
+
+
+async def test_cleanup_shows_progress_on_a_terminal(
+    source: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(source, *(make_record(f"old{i}", lifetime=-HOUR) for i in range(3)))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    assert await cli("cleanup", source, "--batch-size", "1") == 0
+
+    assert "removing expired sessions" in terminal.getvalue()
+    assert capsys.readouterr().out == "removed 3 expired sessions\n"
+
+
+# stats and sessions
+
+
+async def test_stats_counts_live_sessions_and_distinct_users(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(
+        source,
+        make_record("a1", "alice"),
+        make_record("a2", "alice"),
+        make_record("b1", "bob"),
+        make_record("anon"),
+        make_record("gone", "carol", lifetime=-HOUR),
+    )
+
+    assert await cli("stats", source) == 0
+
+    numbers = dict(
+        (label.strip(), int(value))
+        for label, value in (
+            line.rsplit(maxsplit=1) for line in capsys.readouterr().out.splitlines()
+        )
+    )
+    assert numbers == {
+        "live sessions": 4,
+        "of logged-in users": 3,
+        "anonymous": 1,
+        "users with sessions": 2,
+    }
+
+
+async def test_sessions_lists_key_prefixes_and_never_a_token(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with create_store(source) as store:
+        handed_out = [await create_session(store, {"n": i}, user_id="alice") for i in range(2)]
+        await create_session(store, user_id="bob")
+
+    assert await cli("sessions", source, "--user", "alice") == 0
+
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["KEY", "CREATED", "EXPIRES"]
+    assert [line[:16] for line in lines[1:]] == [tokens.key_for(t)[:16] for t in handed_out]
+    for token in handed_out:
+        assert token not in out
+        assert tokens.key_for(token) not in out  # a prefix, not the whole key
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[1])
+
+
+async def test_sessions_of_a_user_without_any_says_so(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("sessions", source, "--user", "nobody") == 0
+    assert capsys.readouterr().out == "no live sessions for user 'nobody'\n"
+
+
+# revoke
+
+
+@pytest.fixture
+async def alice_and_bob(source: str) -> list[SessionRecord]:
+    """Three sessions of alice, then one of bob."""
+    records = [make_record(f"a{i}", "alice") for i in range(3)] + [make_record("b", "bob")]
+    await put(source, *records)
+    return records
+
+
+async def test_revoke_with_yes_ends_every_session_of_the_user(
+    source: str, alice_and_bob: list[SessionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("revoke", source, "--user", "alice", "--yes") == 0
+
+    assert capsys.readouterr().out == "revoked 3 sessions of user 'alice'\n"
+    assert set(await stored(source)) == {alice_and_bob[3].key}
+
+
+async def test_revoke_keeps_the_session_named_by_its_listed_prefix(
+    source: str, alice_and_bob: list[SessionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = alice_and_bob[1].key
+
+    assert await cli("revoke", source, "--user", "alice", "--keep", kept[:16], "--yes") == 0
+
+    assert capsys.readouterr().out == "revoked 2 sessions of user 'alice'\n"
+    assert await user_keys(source, "alice") == {kept}
+
+
+@pytest.mark.parametrize("keep", ["bob's", ""], ids=["another user's key", "empty prefix"])
+async def test_revoke_refuses_a_keep_that_names_not_exactly_one_session_of_the_user(
+    source: str,
+    alice_and_bob: list[SessionRecord],
+    capsys: pytest.CaptureFixture[str],
+    keep: str,
+) -> None:
+    prefix = alice_and_bob[3].key[:16] if keep == "bob's" else keep
+
+    assert await cli("revoke", source, "--user", "alice", "--keep", prefix, "--yes") == 1
+
+    assert "nothing revoked" in capsys.readouterr().err
+    assert len(await user_keys(source, "alice")) == 3
+
+
+async def test_revoke_without_yes_and_without_a_terminal_refuses(
+    source: str, alice_and_bob: list[SessionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("revoke", source, "--user", "alice") == 2
+
+    out, err = capsys.readouterr()
+    assert "--yes" in err
+    assert out == ""
+    assert len(await user_keys(source, "alice")) == 3
+
+
+@pytest.mark.parametrize(("answer", "code", "left"), [("y\n", 0, 0), ("n\n", 1, 3), ("\n", 1, 3)])
+async def test_revoke_asks_at_a_terminal(
+    source: str,
+    alice_and_bob: list[SessionRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    answer: str,
+    code: int,
+    left: int,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal(answer))
+
+    assert await cli("revoke", source, "--user", "alice") == code
+
+    assert "Revoke 3 sessions of user 'alice'? [y/N]" in capsys.readouterr().out
+    assert len(await user_keys(source, "alice")) == left
+
+
+# migrate
+
+
+async def test_migrate_copies_every_live_record_exactly(
+    source: str, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = [make_record("a", "alice", version=4), make_record("anon"), make_record("b", "bob")]
+    await put(source, *live, make_record("gone", "alice", lifetime=-HOUR))
+
+    assert await cli("migrate", source, target) == 0
+
+    assert await stored(target) == {each.key: each for each in live}
+    out = capsys.readouterr().out
+    assert out == f"migrated {source} -> {target}: 3 copied, 0 replaced, 0 skipped\n"
+
+
+async def test_migrate_twice_changes_nothing_the_second_time(
+    source: str, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(source, make_record("a", "alice"), make_record("b", version=7))
+    assert await cli("migrate", source, target) == 0
+    first = await stored(target)
+
+    assert await cli("migrate", source, target, "--yes") == 0
+
+    assert await stored(target) == first
+    assert capsys.readouterr().out.splitlines()[-1].endswith("0 copied, 0 replaced, 2 skipped")
+
+
+async def test_migrate_replaces_older_copies_and_keeps_newer_ones(
+    source: str, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale, ahead = make_record("stale", version=3), make_record("ahead", version=2)
+    await put(source, stale, ahead)
+    await put(target, dataclasses.replace(stale, data=b"{}", version=1))
+    await put(target, dataclasses.replace(ahead, data=b'{"newer": 1}', version=5))
+
+    assert await cli("migrate", source, target, "--yes") == 0
+
+    result = await stored(target)
+    assert result[stale.key] == stale
+    assert result[ahead.key].version == 5  # written since by an app using the target
+    assert capsys.readouterr().out.endswith("0 copied, 1 replaced, 1 skipped\n")
+
+
+async def test_migrate_into_a_store_holding_sessions_asks_first(
+    source: str, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(source, make_record("a"))
+    await put(target, make_record("other"))
+
+    assert await cli("migrate", source, target) == 2
+
+    assert "--yes" in capsys.readouterr().err
+    assert len(await stored(target)) == 1
+
+
+async def test_migrated_client_stays_logged_in_against_the_new_store(
+    source: str, target: str
+) -> None:
+    async with create_store(source) as old_store, browser(build_app(old_store)) as before:
+        assert (await before.post("/login/alice")).status_code == 200
+        await before.post("/set/cart", json=["book"])
+
+    assert await cli("migrate", source, target) == 0
+
+    async with create_store(target) as new_store, browser(build_app(new_store)) as after:
+        after.cookies = before.cookies  # the same browser, now served from the new store
+        seen = (await after.get("/read")).json()
+    assert seen == {"data": {"cart": ["book"]}, "user_id": "alice"}
+
+
+# failures and usage
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nosuch://host/db", "sqlite:///", "postgresql://postgres@127.0.0.1:1/x"],
+    ids=["unknown scheme", "no file", "unreachable server"],
+)
+async def test_a_store_that_cannot_be_used_fails_with_one_line(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("stats", url) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("asgi-sessions stats: ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["stats"], ["sessions", "memory://"], ["cleanup", "memory://", "--batch-size", "0"]],
+)
+async def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert await cli(*argv) == 2
+    assert "usage: asgi-sessions" in capsys.readouterr().err
+
+
+async def test_migrate_into_the_same_store_is_bad_usage(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("migrate", source, source, "--yes") == 2
+    assert "same store" in capsys.readouterr().err
+
+
+async def test_demo_without_uvicorn_prints_the_install_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if it were not installed
+
+    assert await cli("demo") == 1
+
+    assert "pip install 'asgi-server-sessions[cli]'" in capsys.readouterr().err
+
+
+# the demo app, in-process
+
+
+def visits(page: httpx.Response) -> int:
+    found = re.search(r"viewed this page <strong>(\d+)</strong>", page.text)
+    assert found, page.text
+    return int(found.group(1))
+
+
+def revocable_keys(page: httpx.Response) -> list[str]:
+    return re.findall(r'name="key" value="([0-9a-f]{64})"', page.text)
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    return tmp_path / "demo.db"
+
+
+async def test_demo_logs_in_counts_lists_revokes_survives_restart_and_logs_out(
+    demo_db: Path,
+) -> None:
+    async with SQLiteStore(demo_db) as store, browser(build_demo(store)) as laptop:
+        assert "Log in" in (await laptop.get("/")).text
+        page = await laptop.post("/login", data={"name": "alice"})
+        assert "Hello alice" in page.text
+        assert "Welcome, alice!" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert visits(page) == 1
+        assert visits(await laptop.get("/")) == 2
+
+        async with browser(build_demo(store)) as phone:
+            await phone.post("/login", data={"name": "alice"})
+            listing = await laptop.get("/sessions")
+            assert listing.text.count("<tr><td>") == 2
+            assert listing.text.count("this session") == 1
+            assert listing.headers["cache-control"] == "no-store"
+            [phone_key] = revocable_keys(listing)
+
+            after = await laptop.post("/sessions/revoke", data={"key": phone_key})
+            assert "Session revoked." in after.text
+            assert revocable_keys(after) == []
+            assert "Log in" in (await phone.get("/")).text
+        await store.close()
+
+    async with SQLiteStore(demo_db) as restarted, browser(build_demo(restarted)) as fresh:
+        fresh.cookies = laptop.cookies  # same browser, new server process
+        page = await fresh.get("/")
+        assert "Hello alice" in page.text
+        assert visits(page) == 3
+        old_cookie = fresh.cookies["session"]
+
+        page = await fresh.post("/logout")
+        assert "You are logged out." in page.text
+        assert "Log in" in page.text
+        fresh.cookies.clear()
+        fresh.cookies.set("session", old_cookie)
+        page = await fresh.get("/")
+        assert "Hello alice" not in page.text
+        assert "Log in" in page.text
+
+
+async def test_demo_revokes_only_sessions_of_the_current_user(demo_db: Path) -> None:
+    async with SQLiteStore(demo_db) as store, browser(build_demo(store)) as mallory:
+        bobs = await create_session(store, user_id="bob")
+        await mallory.post("/login", data={"name": "mallory"})
+
+        page = await mallory.post("/sessions/revoke", data={"key": tokens.key_for(bobs)})
+
+        assert "No such session of yours." in page.text
+        assert await store.read(tokens.key_for(bobs)) is not None
+
+
+async def test_demo_escapes_names_and_refuses_cross_site_forms(demo_db: Path) -> None:
+    async with SQLiteStore(demo_db) as store, browser(build_demo(store)) as client:
+        page = await client.post("/login", data={"name": "<b>x</b>"})
+        assert "Hello &lt;b&gt;x&lt;/b&gt;" in page.text
+        assert "<b>x</b>" not in page.text
+
+        forged = await client.post("/logout", headers={"origin": "https://evil.example"})
+        assert forged.status_code == 403
+        assert "Hello &lt;b&gt;" in (await client.get("/")).text
+
+
+async def test_demo_asks_again_for_an_empty_name(demo_db: Path) -> None:
+    async with SQLiteStore(demo_db) as store, browser(build_demo(store)) as client:
+        page = await client.post("/login", data={"name": "   "})
+        assert "Please enter a name" in page.text
+        assert "Log in" in page.text
+        assert await store.count() == 1  # only the flash, in an anonymous session
+
+
+# the demo as a real server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def demo_process(db: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``asgi-sessions demo`` in its own process; always stopped on the way out."""
+    argv = ["demo", "--port", str(port), "--store", f"sqlite:///{db}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asgi_sessions.cli", *argv],
+        cwd=db.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def wait_until_serving(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
+    """Poll a path that touches no session until the server answers."""
+    with anyio.fail_after(30):
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                await client.get("/not-a-page")
+            except httpx.TransportError:
+                await anyio.sleep(0.1)
+            else:
+                return
+
+
+async def test_demo_server_keeps_users_logged_in_across_a_restart(demo_db: Path) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base_url, follow_redirects=True) as client:
+        with demo_process(demo_db, port) as first:
+            await wait_until_serving(client, first)
+            assert "Hello alice" in (await client.post("/login", data={"name": "alice"})).text
+            first.kill()  # not even a clean shutdown
+            first.wait()
+
+        with demo_process(demo_db, port) as second:
+            await wait_until_serving(client, second)
+            page = await client.get("/")
+            assert "Hello alice" in page.text
+            assert visits(page) == 2
