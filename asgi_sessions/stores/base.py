@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from asgi_sessions.exceptions import SessionExists, StoreUnavailable
 
@@ -66,8 +66,10 @@ class SessionStore(ABC):
     errors surface as :class:`StoreUnavailable`.
     """
 
-    persistent: ClassVar[bool] = True
-    """Whether records outlive the store object (close, then a new store, same place)."""
+    persistent: bool = True
+    """Whether records outlive the store object (close, then a new store, same place).
+
+    A class attribute a store may override per instance (an in-memory SQLite is not)."""
 
     def __init__(self, *, clock: Clock = utc_now) -> None:
         self.clock = clock

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from asgi_sessions.stores.base import (
     Clock,
@@ -20,7 +20,7 @@ from asgi_sessions.stores.base import (
 class MemoryStore(SessionStore):
     """Keeps records in this process only; they vanish when it exits."""
 
-    persistent: ClassVar[bool] = False
+    persistent = False
 
     def __init__(self, *, clock: Clock = utc_now) -> None:
         super().__init__(clock=clock)

@@ -108,6 +108,7 @@ class SQLiteStore(SessionStore):
             raise ValueError(f"timeout={timeout!r} must be zero or more seconds")
         path = os.fspath(path)
         self.path = path if path == ":memory:" else os.path.abspath(path)
+        self.persistent = self.path != ":memory:"
         self.table_name = table_name
         self.create_table = create_table
         self.timeout = timeout

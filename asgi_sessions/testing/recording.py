@@ -39,7 +39,7 @@ class RecordingStore(SessionStore):
         self.store = store
         self.calls: list[str] = []
         self.failing: frozenset[str] = frozenset()
-        self.persistent = store.persistent  # type: ignore[misc]
+        self.persistent = store.persistent
 
     def _record(self, name: str) -> None:
         self.calls.append(name)
