@@ -1,0 +1,380 @@
+"""A PostgreSQL store on asyncpg: one table, one round trip per request, batched cleanup.
+
+Expiry is decided by the store's injected clock, sent with each query as a parameter
+(``expires_at > $now``), never by the server's ``now()``: the app and the database may
+disagree about the time, and tests move a clock of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Self
+
+import anyio
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores.base import (
+    Clock,
+    ProgressCallback,
+    SessionExists,
+    SessionRecord,
+    SessionStore,
+    StoreUnavailable,
+    utc_now,
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+_PAGE_SIZE = 500
+
+_COLUMNS = "key, data, user_id, created_at, expires_at, version"
+_CREATE_TABLE = """
+CREATE TABLE {table} (
+    key TEXT PRIMARY KEY,
+    data BYTEA NOT NULL,
+    user_id TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX ON {table} (expires_at);
+CREATE INDEX ON {table} (user_id) WHERE user_id IS NOT NULL;
+"""
+_READ = "SELECT {columns} FROM {table} WHERE key = $1 AND expires_at > $2"
+# Takes the key only from an expired row, so a live session is never overwritten.
+_CREATE = """
+INSERT INTO {table} AS t ({columns}) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id,
+    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+    version = EXCLUDED.version
+WHERE t.expires_at <= $7
+"""
+_UPDATE = """
+UPDATE {table} SET data = $2, user_id = $3, expires_at = $4, version = version + 1
+WHERE key = $1 AND version = $5 AND expires_at > $6
+"""
+_EXTEND = "UPDATE {table} SET expires_at = $2 WHERE key = $1 AND expires_at > $3"
+_DESTROY = "DELETE FROM {table} WHERE key = $1"
+_SWEEP = """
+DELETE FROM {table} WHERE key IN (
+    SELECT key FROM {table} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+"""
+_CLEAR = "DELETE FROM {table}"
+_COUNT = "SELECT count(*) FROM {table} WHERE expires_at > $1"
+_IDS = "SELECT key FROM {table} WHERE expires_at > $1"
+_FIRST_PAGE = "SELECT {columns} FROM {table} WHERE expires_at > $1 ORDER BY key LIMIT $2"
+_NEXT_PAGE = (
+    "SELECT {columns} FROM {table} WHERE expires_at > $1 AND key > $3 ORDER BY key LIMIT $2"
+)
+_USER_SESSIONS = """
+SELECT {columns} FROM {table} WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, key
+"""
+_DESTROY_USER = """
+DELETE FROM {table} WHERE user_id = $1 AND expires_at > $2 AND key IS DISTINCT FROM $3
+"""
+
+
+class PostgresStore(SessionStore):
+    """Keeps records in one PostgreSQL table, through a pool opened lazily per event loop.
+
+    Pass a ``dsn`` (the store opens, owns and closes its pool) or an existing asyncpg
+    ``pool`` (the caller owns it; the store never closes it). ``connect_timeout`` bounds
+    opening a connection and waiting for a free one; ``command_timeout`` bounds each query.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: asyncpg.Pool[Any] | None = None,
+        table_name: str = "sessions",
+        schema: str | None = None,
+        create_table: bool = True,
+        clock: Clock = utc_now,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 5.0,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        super().__init__(clock=clock)
+        if (dsn is None) == (pool is None):
+            raise TypeError("PostgresStore takes either a dsn or a pool, not both or neither")
+        for label, name in (("table_name", table_name), ("schema", schema)):
+            if name is not None and not _IDENTIFIER.fullmatch(name):
+                raise ValueError(
+                    f"{label}={name!r} is not a plain SQL identifier: use at most 63 letters, "
+                    "digits and underscores, not starting with a digit"
+                )
+        self.table_name, self.schema, self.create_table = table_name, schema, create_table
+        self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
+        self._dsn, self._given_pool = dsn, pool
+        self._pool_size = (min_size, max_size)
+        self._table = f'"{schema}"."{table_name}"' if schema else f'"{table_name}"'
+        self._ddl_lock = _lock_key("create", self._table)
+        self._sweep_lock = _lock_key("cleanup", self._table)
+        self._pools: LoopLocal[asyncpg.Pool[Any]] = LoopLocal(
+            self._open_pool, self._close_pool, self._discard_pool
+        )
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Accept ``postgresql://`` and ``postgres://`` DSNs; options go to the constructor."""
+        if not url.lower().startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"PostgresStore needs a postgresql:// or postgres:// URL, got {url!r}")
+        return cls(url, **options)
+
+    async def read(self, key: str) -> SessionRecord | None:
+        row = await self._fetchrow(_READ, key, self.clock())
+        return None if row is None else _record(row)
+
+    async def create(self, record: SessionRecord) -> None:
+        r = record
+        values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, self.clock())
+        if _rowcount(await self._execute(_CREATE, *values)) == 0:
+            raise SessionExists(f"a session with key {record.key[:12]}... already exists")
+
+    async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        r = record
+        values = (r.key, r.data, r.user_id, r.expires_at, expected_version, self.clock())
+        return _rowcount(await self._execute(_UPDATE, *values)) == 1
+
+    async def destroy(self, key: str) -> None:
+        await self._execute(_DESTROY, key)
+
+    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
+        await self._execute(_EXTEND, key, expires_at, self.clock())
+
+    async def cleanup_expired_sessions(
+        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+    ) -> int:
+        """Delete expired rows in batches, each in its own short transaction.
+
+        Each batch first takes a transaction-level advisory lock for this table. When
+        another process holds it, that process is sweeping: this call stops and returns
+        what it removed so far (0 if it removed nothing), leaving the rest to the sweeper.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        total = 0
+        while (removed := await self._sweep_batch(batch_size)) is not None:
+            total += removed
+            if progress is not None:
+                progress(total)
+            if removed < batch_size:
+                break
+        return total
+
+    async def clear(self) -> int:
+        return _rowcount(await self._execute(_CLEAR))
+
+    async def count(self) -> int:
+        return int(await self._fetchval(_COUNT, self.clock()))
+
+    async def ids(self) -> list[str]:
+        return [row["key"] for row in await self._fetch(_IDS, self.clock())]
+
+    async def all(self) -> AsyncIterator[SessionRecord]:
+        """Yield live records in key order, one page per query, so memory stays bounded."""
+        rows = await self._fetch(_FIRST_PAGE, self.clock(), _PAGE_SIZE)
+        while True:
+            for row in rows:
+                yield _record(row)
+            if len(rows) < _PAGE_SIZE:
+                return
+            rows = await self._fetch(_NEXT_PAGE, self.clock(), _PAGE_SIZE, rows[-1]["key"])
+
+    async def user_sessions(self, user_id: str) -> list[SessionRecord]:
+        return [_record(row) for row in await self._fetch(_USER_SESSIONS, user_id, self.clock())]
+
+    async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        return _rowcount(await self._execute(_DESTROY_USER, user_id, self.clock(), keep))
+
+    async def close(self) -> None:
+        """Close the pool the store opened (never a pool it was given); reopens on next use."""
+        await self._pools.close()
+
+    def _sql(self, template: str) -> str:
+        """Put the validated, quoted table name into a statement."""
+        return template.format(table=self._table, columns=_COLUMNS)
+
+    async def _execute(self, template: str, *args: object) -> str:
+        async with self._connection() as conn:
+            return await conn.execute(self._sql(template), *args, timeout=self.command_timeout)
+
+    async def _fetch(self, template: str, *args: object) -> list[asyncpg.Record]:
+        async with self._connection() as conn:
+            return await conn.fetch(self._sql(template), *args, timeout=self.command_timeout)
+
+    async def _fetchrow(self, template: str, *args: object) -> asyncpg.Record | None:
+        async with self._connection() as conn:
+            return await conn.fetchrow(self._sql(template), *args, timeout=self.command_timeout)
+
+    async def _fetchval(self, template: str, *args: object) -> Any:
+        async with self._connection() as conn:
+            return await conn.fetchval(self._sql(template), *args, timeout=self.command_timeout)
+
+    async def _sweep_batch(self, batch_size: int) -> int | None:
+        """Delete one batch under the sweep lock; None if another process holds the lock."""
+        async with self._connection() as conn, conn.transaction():
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)",
+                self._sweep_lock,
+                timeout=self.command_timeout,
+            )
+            if not locked:
+                return None
+            status = await conn.execute(
+                self._sql(_SWEEP), self.clock(), batch_size, timeout=self.command_timeout
+            )
+        return _rowcount(status)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """Lend a pooled connection; any driver error inside becomes StoreUnavailable."""
+        try:
+            pool = await self._pools.get()
+            async with self._borrowed(pool) as conn:
+                yield conn
+        except _DRIVER_ERRORS as exc:
+            raise self._unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def _borrowed(self, pool: asyncpg.Pool[Any]) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """Lend a connection and give it back even if the caller is cancelled.
+
+        Giving back waits, shielded, until the server has finished or aborted a cancelled
+        query, so a cancelled call has settled when it returns. (asyncpg shields the
+        release too, but anyio cancel scopes cancel again at every await.)
+        """
+        conn = await pool.acquire(timeout=self.connect_timeout)
+        try:
+            yield conn
+        finally:
+            with anyio.CancelScope(shield=True):
+                await pool.release(conn)
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        if isinstance(exc, asyncpg.UndefinedTableError):
+            return StoreUnavailable(
+                f"PostgreSQL table {self._table} does not exist: create it "
+                "(see the store reference for its schema) or pass create_table=True"
+            )
+        if isinstance(exc, TimeoutError):
+            return StoreUnavailable(
+                f"PostgreSQL did not answer in time (connect_timeout={self.connect_timeout}s, "
+                f"command_timeout={self.command_timeout}s); check the server's load and "
+                "reachability, or raise the timeouts"
+            )
+        return StoreUnavailable(
+            f"PostgreSQL session store failed ({type(exc).__name__}: {exc}); check that the "
+            "server is up and the DSN's host, port, user and database are right, then retry"
+        )
+
+    async def _open_pool(self) -> asyncpg.Pool[Any]:
+        """Open (or adopt) this loop's pool and make sure the table exists."""
+        if self._given_pool is not None:
+            pool = self._given_pool
+        else:
+            min_size, max_size = self._pool_size
+            pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=self.connect_timeout,
+                command_timeout=self.command_timeout,
+                connect=_connect_uninterrupted,
+                reset=_keep_session_state,
+            )
+        if self.create_table:
+            try:
+                await self._create_table(pool)
+            except BaseException:
+                self._discard_pool(pool)
+                raise
+        return pool
+
+    async def _create_table(self, pool: asyncpg.Pool[Any]) -> None:
+        """Create schema, table and indexes once, even when many processes start together."""
+        async with self._borrowed(pool) as conn, conn.transaction():
+            timeout = self.command_timeout
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._ddl_lock, timeout=timeout)
+            if self.schema is not None:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', timeout=timeout)
+            if await conn.fetchval("SELECT to_regclass($1)", self._table, timeout=timeout) is None:
+                await conn.execute(self._sql(_CREATE_TABLE), timeout=timeout)
+
+    async def _close_pool(self, pool: asyncpg.Pool[Any]) -> None:
+        """Close an owned pool; it waits for in-flight calls, which all have timeouts."""
+        if pool is not self._given_pool:
+            await pool.close()
+
+    def _discard_pool(self, pool: asyncpg.Pool[Any]) -> None:
+        """Drop an owned pool whose event loop may be gone, without awaiting anything."""
+        if pool is self._given_pool:
+            return
+        with contextlib.suppress(RuntimeError):  # its loop is closed: the sockets
+            pool.terminate()  # then close when the pool is garbage collected
+
+
+async def _connect_uninterrupted(*args: Any, **kwargs: Any) -> asyncpg.Connection[Any]:
+    """Open a connection that a cancelled caller cannot interrupt half-way.
+
+    asyncpg cancelled during its SSL negotiation leaves a failed future nobody reads,
+    logged as "Future exception was never retrieved". So the attempt runs to its end
+    (bounded by connect_timeout), and a connection its caller stopped waiting for is closed.
+    """
+    attempt = asyncio.ensure_future(asyncpg.connect(*args, **kwargs))
+    try:
+        return await asyncio.shield(attempt)
+    except asyncio.CancelledError:
+        attempt.add_done_callback(_close_orphan)
+        raise
+
+
+def _close_orphan(attempt: asyncio.Future[asyncpg.Connection[Any]]) -> None:
+    if not attempt.cancelled() and attempt.exception() is None:
+        attempt.result().terminate()
+
+
+async def _keep_session_state(connection: asyncpg.Connection[Any]) -> None:
+    """Skip asyncpg's reset query on release: the store sets no session state to undo.
+
+    asyncpg still rolls back any transaction left open, so this only saves the extra
+    round trip that ``RESET ALL`` and friends would cost on every call.
+    """
+
+
+def _lock_key(purpose: str, table: str) -> int:
+    """A stable signed 64-bit advisory lock key for one purpose on one table."""
+    digest = hashlib.sha256(f"asgi_sessions:{purpose}:{table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _rowcount(status: str) -> int:
+    """The row count at the end of a command status such as ``UPDATE 1``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _record(row: asyncpg.Record) -> SessionRecord:
+    return SessionRecord(
+        key=row["key"],
+        data=bytes(row["data"]),
+        user_id=row["user_id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        version=row["version"],
+    )
