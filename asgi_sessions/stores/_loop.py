@@ -1,13 +1,16 @@
 """A connection, pool or client bound to the event loop that opened it.
 
 Starlette's TestClient may run each request in a new event loop; a pool opened in
-a loop that has since closed cannot be reused, so it is dropped and reopened.
+a loop that has since closed cannot be reused, so it is dropped and reopened. So
+that nothing is left half-open when such a loop ends, the resource is also closed
+while the loop shuts down (``asyncio.run`` finalizes async generators then).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import suppress
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -28,6 +31,7 @@ class LoopLocal(Generic[T]):
         self._resource: T | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
+        self._guard: AsyncGenerator[None, None] | None = None
 
     async def get(self) -> T:
         """Return this loop's resource, opening it (once, even under concurrency) if needed."""
@@ -39,7 +43,10 @@ class LoopLocal(Generic[T]):
             assert self._lock is not None
             async with self._lock:
                 if self._resource is None:
-                    self._resource = await self._open()
+                    resource = await self._open()
+                    self._resource = resource
+                    self._guard = self._close_at_loop_shutdown(resource)
+                    await self._guard.asend(None)
         return self._resource
 
     @property
@@ -58,9 +65,25 @@ class LoopLocal(Generic[T]):
             self._forget()
             return
         self._resource = None
-        await self._close(resource)
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            await guard.aclose()
+        else:
+            await self._close(resource)
+
+    async def _close_at_loop_shutdown(self, resource: T) -> AsyncGenerator[None, None]:
+        """Suspended while the resource lives; its ``finally`` closes it, whether
+        ``close()`` ends it or the loop finalizes it while shutting down."""
+        try:
+            yield
+        finally:
+            if self._resource is resource:
+                self._resource = None
+            with suppress(Exception):
+                await self._close(resource)
 
     def _forget(self) -> None:
         stale, self._resource = self._resource, None
+        self._guard = None
         if stale is not None:
             self._discard(stale)
