@@ -7,8 +7,9 @@ matters to the code that asks for that store.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 
@@ -63,12 +64,40 @@ def __getattr__(name: str) -> Any:
 def create_store(url: str, **options: Any) -> SessionStore:
     """Build a store from a URL such as ``sqlite:///sessions.db`` or ``redis://localhost``.
 
-    Extra keyword arguments go to the store's constructor (``table_name``, ``prefix``...).
+    Store options may be given as keyword arguments or in the query string
+    (``postgresql://db/app?table_name=web_sessions``, ``redis://cache?prefix=app:``);
+    other query parameters stay in the URL for the driver.
     """
-    scheme = urlsplit(url).scheme.lower()
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise ValueError(f"unknown session store URL {url!r}: expected one of {known}")
     store_class = __getattr__(_SCHEMES[scheme])
+    parameters = inspect.signature(store_class).parameters
+    driver_query = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        parameter = parameters.get(name)
+        if parameter is None or parameter.kind is not parameter.KEYWORD_ONLY:
+            driver_query.append((name, value))
+        else:
+            options.setdefault(name, _typed(name, value, parameter.default))
+    if parts.query:  # rebuilt by hand: urlunsplit would turn sqlite://// into sqlite://
+        base = url.partition("?")[0]
+        url = f"{base}?{urlencode(driver_query)}" if driver_query else base
     store: SessionStore = store_class.from_url(url, **options)
     return store
+
+
+def _typed(name: str, value: str, default: Any) -> Any:
+    """Convert a query-string option to the type of its default."""
+    if isinstance(default, bool):
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"store option {name}={value!r} must be true or false")
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(default, int | float):
+        try:
+            return type(default)(value)
+        except ValueError:
+            raise ValueError(f"store option {name}={value!r} must be a number") from None
+    return value

@@ -121,7 +121,7 @@ class PostgresStore(SessionStore):
                 )
         self.table_name, self.schema, self.create_table = table_name, schema, create_table
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
-        self._dsn, self._given_pool = dsn, pool
+        self.dsn, self._given_pool = dsn, pool
         self._pool_size = (min_size, max_size)
         self._table = f'"{schema}"."{table_name}"' if schema else f'"{table_name}"'
         self._ddl_lock = _lock_key("create", self._table)
@@ -291,7 +291,7 @@ class PostgresStore(SessionStore):
         else:
             min_size, max_size = self._pool_size
             pool = await asyncpg.create_pool(
-                self._dsn,
+                self.dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=self.connect_timeout,
