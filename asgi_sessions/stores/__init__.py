@@ -44,6 +44,7 @@ _SCHEMES = {
     "postgres": "PostgresStore",
     "redis": "RedisStore",
     "rediss": "RedisStore",
+    "unix": "RedisStore",
     "redis+cluster": "RedisStore",
     "rediss+cluster": "RedisStore",
 }

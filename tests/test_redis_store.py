@@ -1,0 +1,419 @@
+"""What only the Redis store does: its key layout, native TTLs, index upkeep, SCAN, cluster slots.
+
+The conformance suite checks the store contract; these tests look behind the store with
+a plain redis-py client, on one server and on a three-primary cluster alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import anyio.lowlevel
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from asgi_sessions.exceptions import StoreUnavailable
+from asgi_sessions.stores import create_store
+from asgi_sessions.stores.redis import RedisStore
+from asgi_sessions.testing import FrozenClock, StoreConformance
+from asgi_sessions.testing.store_suite import HOUR, new_key, new_record
+
+pytestmark = pytest.mark.anyio
+pytest_plugins = ["redis_cluster"]
+
+Client = Redis | RedisCluster
+MS_PER_HOUR = 3_600_000
+
+
+def micros(moment: datetime) -> bytes:
+    """A datetime as the store writes it: integer microseconds since the epoch."""
+    return str((moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)).encode()
+
+
+def plain_client(url: str, **options: object) -> Client:
+    """A redis-py client on ``url``, for looking at what the store wrote."""
+    if "+cluster" in url:
+        return RedisCluster.from_url(url.replace("+cluster", ""), **options)
+    pool = BlockingConnectionPool.from_url(url, timeout=5, **options)
+    return Redis.from_pool(pool)
+
+
+@pytest.fixture(params=["server", "cluster"])
+def url(request: pytest.FixtureRequest) -> str:
+    fixture = "redis_url" if request.param == "server" else "redis_cluster_url"
+    value: str = request.getfixturevalue(fixture)
+    return value
+
+
+@pytest.fixture
+async def prefix(url: str, namespace: str) -> AsyncIterator[str]:
+    """This test's key prefix; its keys, and those under its hash-tagged twin, go afterwards."""
+    yield f"{namespace}:"
+    for used in (f"{namespace}:", f"{{{namespace}}}:"):
+        async with RedisStore(url, prefix=used) as store:
+            await store.clear()
+
+
+@pytest.fixture
+async def raw(url: str) -> AsyncIterator[Client]:
+    client = plain_client(url)
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(url: str, prefix: str, clock: FrozenClock) -> AsyncIterator[RedisStore]:
+    async with RedisStore(url, prefix=prefix, clock=clock) as store:
+        yield store
+
+
+# -- layout and native expiry ---------------------------------------------------------
+
+
+async def test_a_record_is_one_hash_with_exact_microseconds_and_a_version(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    record = new_record(clock, user_id="ada", age=12.5)
+    await store.create(record)
+    name = f"{prefix}s:{record.key}"
+    assert await raw.type(name) == b"hash"
+    assert await raw.hgetall(name) == {
+        b"data": record.data,
+        b"user_id": b"ada",
+        b"created_at": micros(record.created_at),
+        b"expires_at": micros(record.expires_at),
+        b"version": b"1",
+    }
+
+
+async def test_create_update_and_extend_set_a_native_ttl_up_to_expires_at(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    record = new_record(clock, lifetime=HOUR)
+    name = f"{prefix}s:{record.key}"
+    await store.create(record)
+    assert MS_PER_HOUR - 5_000 < await raw.pttl(name) <= MS_PER_HOUR
+    await store.extend_lifetime(record.key, clock() + timedelta(hours=3))
+    assert 3 * MS_PER_HOUR - 5_000 < await raw.pttl(name) <= 3 * MS_PER_HOUR
+    shorter = dataclasses.replace(record, expires_at=clock() + timedelta(minutes=10))
+    assert await store.update(shorter, expected_version=1) is True
+    assert MS_PER_HOUR // 6 - 5_000 < await raw.pttl(name) <= MS_PER_HOUR // 6
+
+
+async def test_the_ttl_counts_from_the_store_clock_so_a_past_clock_keeps_records(
+    url: str, raw: Client, prefix: str
+) -> None:
+    past = FrozenClock(FrozenClock().now.replace(year=2001))
+    async with RedisStore(url, prefix=prefix, clock=past) as store:
+        record = new_record(past, lifetime=60)
+        await store.create(record)
+        assert 55_000 < await raw.pttl(f"{prefix}s:{record.key}") <= 60_000
+        assert await store.read(record.key) == record
+
+
+async def test_a_user_index_is_a_sorted_set_of_keys_scored_by_expiry(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    first, second = new_record(clock, user_id="ada"), new_record(clock, user_id="ada", lifetime=60)
+    await store.create(first)
+    await store.create(second)
+    entries = await raw.zrange(f"{prefix}u:ada", 0, -1, withscores=True)
+    assert sorted(entries) == sorted(
+        (r.key.encode(), float(micros(r.expires_at))) for r in (first, second)
+    )
+    await store.destroy(first.key)
+    moved = dataclasses.replace(second, user_id="bob")
+    assert await store.update(moved, expected_version=1) is True
+    assert await raw.exists(f"{prefix}u:ada") == 0, "destroy and a user change unlink the index"
+    assert await raw.zrange(f"{prefix}u:bob", 0, -1) == [second.key.encode()]
+
+
+# -- the user index: stale entries -------------------------------------------------------
+
+
+async def test_stale_index_entries_are_never_returned_and_cleanup_removes_them(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    gone = new_record(clock, user_id="ada", lifetime=60)  # Redis drops it, as its TTL would
+    moved = new_record(clock, user_id="ada")  # now bob's: the index missed the change
+    extended = new_record(clock, user_id="ada", lifetime=60)  # lives on past its index score
+    for record in (gone, moved, extended):
+        await store.create(record)
+    await raw.delete(f"{prefix}s:{gone.key}")
+    await raw.hset(f"{prefix}s:{moved.key}", "user_id", "bob")
+    later = clock() + timedelta(hours=2)
+    await store.extend_lifetime(extended.key, later)
+    index = f"{prefix}u:ada"
+    assert await raw.zcard(index) == 3
+    assert await store.user_sessions("ada") == [dataclasses.replace(extended, expires_at=later)]
+
+    clock.advance(60)  # the entries of gone and extended are due, moved's is not
+    assert await store.cleanup_expired_sessions() == 0
+    entries = cast(list[tuple[bytes, float]], await raw.zrange(index, 0, -1, withscores=True))
+    assert dict(entries) == {
+        moved.key.encode(): float(micros(moved.expires_at)),
+        extended.key.encode(): float(micros(later)),
+    }
+
+    clock.advance(HOUR)  # moved's entry is due now; its record is bob's
+    await store.cleanup_expired_sessions()
+    assert await raw.zrange(index, 0, -1) == [extended.key.encode()]
+    clock.now = later
+    assert await store.cleanup_expired_sessions() == 1
+    assert await raw.exists(index) == 0, "an emptied index disappears"
+
+
+# -- SCAN and cluster slots -------------------------------------------------------------
+
+
+async def test_count_ids_and_all_scan_every_primary_past_a_thousand_keys(
+    store: RedisStore, raw: Client, clock: FrozenClock
+) -> None:
+    records = await StoreConformance.create_many(store, clock, 1500)
+    before = await scan_calls(raw)
+    assert await store.count() == 1500
+    assert sorted(await store.ids()) == sorted(r.key for r in records)
+    assert len([r async for r in store.all()]) == 1500
+    after = await scan_calls(raw)
+    assert all(after[node] > before[node] for node in before), (before, after)
+
+
+async def scan_calls(raw: Client) -> dict[str, int]:
+    """How many SCAN commands each primary has served (KEYS must never be used)."""
+    if isinstance(raw, RedisCluster):
+        stats = await raw.info("commandstats", target_nodes=raw.get_primaries())
+        assert all("cmdstat_keys" not in node_stats for node_stats in stats.values())
+    else:
+        stats = {"server": await raw.info("commandstats")}
+    return {node: info.get("cmdstat_scan", {}).get("calls", 0) for node, info in stats.items()}
+
+
+def slots_of(raw: RedisCluster, node: ClusterNode) -> set[int]:
+    """The slots ``node`` serves, as the client's slot map says."""
+    return {slot for slot, nodes in raw.nodes_manager.slots_cache.items() if nodes[0] is node}
+
+
+async def test_records_and_indexes_spread_over_every_primary_of_a_cluster(
+    redis_cluster_url: str, namespace: str, clock: FrozenClock
+) -> None:
+    raw = await RedisCluster.from_url(redis_cluster_url.replace("+cluster", "")).initialize()
+    async with raw, RedisStore(redis_cluster_url, prefix=f"{namespace}:", clock=clock) as store:
+        for n in range(40):
+            await store.create(new_record(clock, user_id=f"user-{n}"))
+        for kind in ("s", "u"):
+            holders = set()
+            for node in raw.get_primaries():
+                async for name in raw.scan_iter(match=f"{namespace}:{kind}:*", target_nodes=node):
+                    assert raw.keyslot(name) in slots_of(raw, node)
+                    holders.add(node.name)
+            assert len(holders) == 3, f"{kind} keys on {holders} only"
+        await store.clear()
+
+
+async def test_a_prefix_with_a_hash_tag_keeps_every_key_in_one_slot_and_still_works(
+    url: str, raw: Client, prefix: str, namespace: str, clock: FrozenClock
+) -> None:
+    tagged = f"{{{namespace}}}:"
+    async with RedisStore(url, prefix=tagged, clock=clock) as store:
+        expired = new_record(clock, user_id="ada", lifetime=60)
+        kept, revoked = new_record(clock, user_id="ada"), new_record(clock, user_id="bob")
+        for record in (expired, kept, revoked):
+            await store.create(record)
+        assert await store.update(dataclasses.replace(revoked, user_id="ada"), expected_version=1)
+        assert await store.destroy_user_sessions("ada", keep=kept.key) == 2
+        clock.advance(60)
+        await store.cleanup_expired_sessions()
+        if isinstance(raw, RedisCluster):
+            names = [name async for name in raw.scan_iter(match=f"{tagged}*")]
+            assert {raw.keyslot(name) for name in names} == {raw.keyslot(namespace)}
+        assert await store.ids() == [kept.key]
+        assert await store.clear() == 1
+
+
+# Writes ``count`` records under ARGV[1] server-side; for the one-server million-row test only.
+SEED = """
+for i = 1, tonumber(ARGV[2]) do
+  local name = ARGV[1] .. string.format('%064d', ARGV[3] + i)
+  redis.call('HSET', name, 'data', '{}', 'created_at', ARGV[4], 'expires_at', ARGV[5],
+             'version', 1)
+  redis.call('PEXPIRE', name, 3600000)
+end
+"""
+
+
+@pytest.mark.slow
+async def test_a_million_records_stream_and_sweep_in_batches(
+    redis_url: str, namespace: str, clock: FrozenClock
+) -> None:
+    prefix, total = f"{namespace}:", 1_000_000
+    raw = Redis.from_url(redis_url)
+    async with raw, RedisStore(redis_url, prefix=prefix, clock=clock) as store:
+        try:
+            now, soon = micros(clock()), micros(clock() + timedelta(minutes=30))
+            for start in range(0, total, 10_000):
+                await raw.eval(SEED, 0, f"{prefix}s:", 10_000, start, now, soon)
+            assert sum([1 async for _ in store.all()]) == total
+            clock.advance(HOUR)
+            totals: list[int] = []
+            removed = await store.cleanup_expired_sessions(
+                batch_size=10_000, progress=totals.append
+            )
+            assert removed == total
+            assert all(b - a <= 10_000 for a, b in zip([0, *totals], totals, strict=False))
+        finally:
+            await store.clear()
+
+
+# -- clients, failures, cancellation, event loops -----------------------------------------
+
+
+async def test_a_client_passed_in_is_used_and_left_open_by_close(
+    url: str, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    store = RedisStore(client=raw, prefix=prefix, clock=clock)
+    record = new_record(clock)
+    await store.create(record)
+    await store.close()
+    assert await raw.exists(f"{prefix}s:{record.key}") == 1
+    assert await store.read(record.key) == record
+    assert await store.clear() == 1
+    with pytest.raises(TypeError, match="not both"):
+        RedisStore(url, client=raw)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1"])
+async def test_a_closed_port_raises_store_unavailable_naming_the_server(url: str) -> None:
+    store = RedisStore(url, connect_timeout=1.0, socket_timeout=1.0)  # no I/O here
+    with anyio.fail_after(10), pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1\b.*check"):
+        await store.read(new_key())
+    await store.close()
+
+
+async def test_a_cancelled_blocking_command_leaves_no_reply_on_the_pool(
+    url: str, raw: Client, prefix: str, clock: FrozenClock, namespace: str
+) -> None:
+    # One connection in the pool: if the cancelled BLPOP kept it, or its reply stayed
+    # queued on it, the store's next read would wait or get that reply (CVE-2023-28858).
+    only = plain_client(url, max_connections=1, client_name=f"{namespace}-blpop")
+    store = RedisStore(client=only, prefix=prefix, clock=clock)
+    record = new_record(clock)
+    await store.create(record)
+    blocker = f"{{{prefix}s:{record.key}}}:blocker"  # same slot, so the same cluster node
+    node: dict[str, Any] = {}
+    if isinstance(raw, RedisCluster):
+        node["target_nodes"] = raw.get_node_from_key(blocker)
+
+    async def blpop_waiting() -> bool:
+        clients = await raw.client_list(**node)
+        return any(c["name"] == f"{namespace}-blpop" and c["cmd"] == "blpop" for c in clients)
+
+    async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+        while not await condition():  # noqa: ASYNC110 - server state, nothing to wait on
+            await anyio.sleep(0.01)
+
+    async def blpop_gone() -> bool:
+        return not await blpop_waiting()
+
+    async def wait_on_blocker() -> None:
+        await only.blpop([blocker], timeout=10)
+
+    try:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait_on_blocker)
+                await until(blpop_waiting)
+                group.cancel_scope.cancel()
+            assert await store.read(record.key) == record
+            await until(blpop_gone)  # the cancelled connection was closed, not reused
+        await raw.lpush(blocker, b"late")
+        assert await store.read(record.key) == record
+        assert await raw.llen(blocker) == 1, "a forgotten BLPOP took the value"
+    finally:
+        await raw.delete(blocker)
+        await only.aclose()
+
+
+async def test_reads_cancelled_at_any_point_leave_every_connection_in_step(
+    url: str, prefix: str, clock: FrozenClock
+) -> None:
+    async with RedisStore(url, prefix=prefix, clock=clock, max_connections=2) as store:
+        records = [new_record(clock, data=b"record %d" % n) for n in range(8)]
+        for record in records:
+            await store.create(record)
+        for checkpoints in range(24):
+            async with anyio.create_task_group() as group:
+                for record in records:
+                    group.start_soon(store.read, record.key)
+                for _ in range(checkpoints):
+                    await anyio.lowlevel.checkpoint()
+                group.cancel_scope.cancel()
+            assert await asyncio.gather(*(store.read(r.key) for r in records)) == records
+
+
+def test_the_store_works_in_event_loops_run_one_after_another(url: str, namespace: str) -> None:
+    clock = FrozenClock()
+    store = RedisStore(url, prefix=f"{namespace}:", clock=clock)
+    record = new_record(clock, user_id="ada")
+    try:
+        asyncio.run(store.create(record))  # as TestClient does: a new loop for each request
+        assert asyncio.run(store.read(record.key)) == record
+        changed = dataclasses.replace(record, data=b"changed")
+        assert asyncio.run(store.update(changed, expected_version=1)) is True
+        assert asyncio.run(store.user_sessions("ada")) == [dataclasses.replace(changed, version=2)]
+    finally:
+        assert asyncio.run(store.clear()) == 1
+        asyncio.run(store.close())
+    gc.collect()  # a client left behind by a closed loop must not complain when collected
+
+
+# -- URLs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://user:secret@127.0.0.1:6380/1",
+        "redis+cluster://127.0.0.1:7000",
+        "rediss+cluster://127.0.0.1:7000",
+    ],
+)
+def test_create_store_builds_a_redis_store_for_every_scheme_without_connecting(url: str) -> None:
+    store = create_store(url, prefix="app:", socket_timeout=1.0)
+    assert isinstance(store, RedisStore)
+    assert store.prefix == "app:"
+
+
+async def test_a_unix_socket_url_builds_a_store_that_names_the_socket_when_down(
+    tmp_path: Path,
+) -> None:
+    socket_path = tmp_path / "no-redis.sock"
+    store = RedisStore.from_url(f"unix://{socket_path}")
+    with pytest.raises(StoreUnavailable, match=str(socket_path)):
+        await store.read(new_key())
+    await store.close()
+
+
+def test_an_unknown_scheme_is_refused_with_the_accepted_ones() -> None:
+    with pytest.raises(ValueError, match="redis\\+cluster"):
+        RedisStore.from_url("http://127.0.0.1:6379")
+
+
+async def test_a_store_from_url_talks_to_its_server(
+    url: str, prefix: str, clock: FrozenClock
+) -> None:
+    async with RedisStore.from_url(url, prefix=prefix, clock=clock) as store:
+        record = new_record(clock)
+        await store.create(record)
+        assert await store.read(record.key) == record
+        assert await store.clear() == 1
