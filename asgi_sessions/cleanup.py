@@ -1,8 +1,8 @@
 """Sweeping expired sessions in the background, for the app's lifetime.
 
 ``SessionMiddleware(cleanup_interval=...)`` uses this on lifespan startup and
-shutdown; apps with their own lifespan use :func:`cleanup_task` or
-:func:`run_cleanup` directly.
+shutdown; apps with their own lifespan use ``cleanup_task()`` or
+``run_cleanup()`` directly.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def run_cleanup(store: SessionStore, interval: float, *, jitter: float = 0
 async def cleanup_task(
     store: SessionStore, interval: float = 900, *, jitter: float = 0.1
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """Run :func:`run_cleanup` for the duration of the ``async with`` block."""
+    """Run ``run_cleanup()`` for the duration of the ``async with`` block."""
     task = asyncio.create_task(run_cleanup(store, interval, jitter=jitter))
     try:
         yield task

@@ -82,7 +82,9 @@ class Session(dict[str, Any]):
         super().__init__(data or {})
         self.user_id = user_id
         self.created_at = created_at
+        """When the stored record was made (aware UTC); None before the first save."""
         self.expires_at = expires_at
+        """When the stored record stops being returned (aware UTC); None before the first save."""
         self.key: str | None = None
         """How stores name this session (the token's digest); None until stored."""
         self.regenerate_requested = False

@@ -9,17 +9,16 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-import socket
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from demo_server import demo_process, free_port, wait_until_serving
 from starlette.applications import Starlette
 
 from asgi_sessions import create_session, tokens
@@ -473,46 +472,6 @@ async def test_demo_asks_again_for_an_empty_name(demo_db: Path) -> None:
 
 
 # the demo as a real server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def demo_process(db: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``asgi-sessions demo`` in its own process; always stopped on the way out."""
-    argv = ["demo", "--port", str(port), "--store", f"sqlite:///{db}"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "asgi_sessions.cli", *argv],
-        cwd=db.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def wait_until_serving(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
-    """Poll a path that touches no session until the server answers."""
-    with anyio.fail_after(30):
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                await client.get("/not-a-page")
-            except httpx.TransportError:
-                await anyio.sleep(0.1)
-            else:
-                return
 
 
 async def test_demo_server_keeps_users_logged_in_across_a_restart(demo_db: Path) -> None:

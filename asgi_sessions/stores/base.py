@@ -1,7 +1,7 @@
 """The store contract: what every session backend implements, and nothing else.
 
-A store keeps :class:`SessionRecord` rows by key. It knows keys, bytes and expiry
-times; it knows nothing of HTTP, cookies, tokens or the :class:`Session` dict.
+A store keeps ``SessionRecord`` rows by key. It knows keys, bytes and expiry
+times; it knows nothing of HTTP, cookies, tokens or the ``Session`` dict.
 Every method below is the whole contract for that call; the conformance suite in
 ``asgi_sessions.testing`` checks each sentence.
 """
@@ -63,7 +63,7 @@ class SessionStore(ABC):
     Records whose ``expires_at`` is at or before ``self.clock()`` do not exist for
     any reader, whether or not cleanup has removed them yet. Stores connect lazily
     on first use and reconnect when called from a different event loop. Driver
-    errors surface as :class:`StoreUnavailable`.
+    errors surface as ``StoreUnavailable``.
     """
 
     persistent: bool = True

@@ -38,5 +38,5 @@ def login_sync(
     *,
     session_cookie: str = "session",
 ) -> str:
-    """:func:`login` for synchronous tests using Starlette's ``TestClient``."""
+    """``login()`` for synchronous tests using Starlette's ``TestClient``."""
     return asyncio.run(login(client, store, user_id, data, session_cookie=session_cookie))

@@ -1,6 +1,6 @@
 """The middleware conformance suite: the session rules of SessionMiddleware, over any store.
 
-Subclass :class:`MiddlewareConformance` next to :class:`StoreConformance` with the
+Subclass ``MiddlewareConformance`` next to ``StoreConformance`` with the
 same ``make_store`` fixture; every test here then drives a real app through your
 store with ``httpx.AsyncClient`` and checks what reached the store.
 """
@@ -45,7 +45,7 @@ def key_of(token: str) -> str:
 @pytest.mark.anyio
 class MiddlewareConformance:
     """Session behaviour through SessionMiddleware. Override ``make_store`` as for
-    :class:`~asgi_sessions.testing.StoreConformance`."""
+    ``StoreConformance``."""
 
     @pytest.fixture
     def anyio_backend(self) -> str:

@@ -1,6 +1,6 @@
 """The store conformance suite: every sentence of the store contract, as tests.
 
-Subclass :class:`StoreConformance` in a test module and override its ``make_store``
+Subclass ``StoreConformance`` in a test module and override its ``make_store``
 fixture; pytest then runs every test below against your store::
 
     class TestMyStore(StoreConformance):
@@ -13,7 +13,7 @@ server that is down (a closed port, or ``unresponsive_address`` with short timeo
 to check that every call raises StoreUnavailable.
 
 The suite asks only the public contract of ``asgi_sessions.stores.base``. Time moves
-through a :class:`FrozenClock`, never by sleeping. A behaviour a store may lack is a
+through a ``FrozenClock``, never by sleeping. A behaviour a store may lack is a
 capability it declares (``persistent``); tests that need it skip and say why. Tests
 run on asyncio through anyio's pytest plugin; override ``anyio_backend`` to change it.
 """
