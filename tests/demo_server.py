@@ -20,12 +20,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def demo_process(db: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``asgi-sessions demo`` in its own process; always stopped on the way out."""
-    argv = ["demo", "--port", str(port), "--store", f"sqlite:///{db}"]
+def demo_process(store: Path | str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``asgi-sessions demo`` in its own process, on an SQLite file or any store URL;
+    always stopped on the way out."""
+    url = f"sqlite:///{store}" if isinstance(store, Path) else store
+    argv = ["demo", "--port", str(port), "--store", url]
     process = subprocess.Popen(
         [sys.executable, "-m", "asgi_sessions.cli", *argv],
-        cwd=db.parent,
+        cwd=store.parent if isinstance(store, Path) else None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
