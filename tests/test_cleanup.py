@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
+import anyio
+import asyncpg
+import httpx
 import pytest
+from demo_server import free_port
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from asgi_sessions import SessionMiddleware
+from asgi_sessions import SessionMiddleware, create_store
 from asgi_sessions.cleanup import cleanup_task
 from asgi_sessions.stores import MemoryStore
-from asgi_sessions.stores.base import SessionRecord
+from asgi_sessions.stores.base import SessionRecord, utc_now
 from asgi_sessions.testing import FrozenClock, RecordingStore
 
 INTERVAL = 0.01
@@ -109,3 +118,35 @@ async def test_failed_sweep_is_logged_and_retried(
             await eventually(swept)
     assert await store.store.clear() == 0
     assert "expired-session cleanup failed; retrying" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_two_uvicorn_workers_sweep_and_shut_down_cleanly(
+    postgres_dsn: str, namespace: str
+) -> None:
+    url = f"{postgres_dsn}?table_name={namespace}"
+    async with create_store(url) as store:
+        for i in range(50):
+            past = utc_now() - timedelta(seconds=1)
+            await store.create(SessionRecord(f"{i:064x}", b"{}", None, past, past))
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--factory", "cleanup_app:create_app",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    environment = {**os.environ, "SESSION_STORE": url, "CLEANUP_INTERVAL": "0.2"}
+    server = subprocess.Popen(command, cwd=Path(__file__).parent, env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        with anyio.fail_after(30):
+            while await connection.fetchval(f'SELECT count(*) FROM "{namespace}"') != 0:
+                await anyio.sleep(0.1)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/ping")).status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=30)[0].decode()
+        await connection.execute(f'DROP TABLE IF EXISTS "{namespace}"')
+        await connection.close()
+    assert server.returncode == 0, output
+    assert output.count("Application shutdown complete") == 2, output
+    assert "Traceback" not in output and "ERROR" not in output, output
