@@ -318,7 +318,7 @@ async def test_a_cancelled_blocking_command_leaves_no_reply_on_the_pool(
         return any(c["name"] == f"{namespace}-blpop" and c["cmd"] == "blpop" for c in clients)
 
     async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-        while not await condition():  # noqa: ASYNC110 - server state, nothing to wait on
+        while not await condition():
             await anyio.sleep(0.01)
 
     async def blpop_gone() -> bool:
