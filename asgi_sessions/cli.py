@@ -26,6 +26,8 @@ PROG = "asgi-sessions"
 DEMO_STORE = "sqlite:///asgi-sessions-demo.db"
 KEY_SHOWN = 16
 """Characters of a key listed by ``sessions`` and accepted by ``revoke --keep``."""
+MIGRATE_CONCURRENCY = 32
+"""Copies in flight at once during migrate."""
 
 
 class Failure(Exception):
@@ -167,8 +169,15 @@ async def revoke(args: argparse.Namespace) -> None:
 
 
 async def _copy(record: SessionRecord, target: SessionStore) -> str:
-    """Copy one record; say whether it was ``copied``, ``replaced`` or ``skipped``."""
-    existing = await target.read(record.key)
+    """Copy one record; say whether it was ``copied``, ``replaced`` or ``skipped``.
+
+    Creating first costs one round trip in the common case, an empty target.
+    """
+    try:
+        await target.create(record)
+        return "copied"
+    except SessionExists:
+        existing = await target.read(record.key)
     if existing is not None and existing.version >= record.version:
         return "skipped"  # as new as ours, or written since by an app using the target
     if existing is not None:
@@ -181,7 +190,11 @@ async def _copy(record: SessionRecord, target: SessionStore) -> str:
 
 
 async def migrate(args: argparse.Namespace) -> None:
-    """Stream every live record from one store to another, keeping keys and versions."""
+    """Stream every live record from one store to another, keeping keys and versions.
+
+    Up to ``MIGRATE_CONCURRENCY`` copies are in flight at once, so a remote target
+    is not paced by one round trip at a time; memory stays bounded by that number.
+    """
     if args.source == args.target:
         raise UsageError("FROM_URL and TO_URL are the same store")
     counts = {"copied": 0, "replaced": 0, "skipped": 0}
@@ -193,10 +206,20 @@ async def migrate(args: argparse.Namespace) -> None:
                 " migrated sessions will be replaced. Go on?",
                 args.yes,
             )
+        slots = asyncio.Semaphore(MIGRATE_CONCURRENCY)
         with _progress("migrating sessions", total) as progress:
-            async for record in source.all():
-                counts[await _copy(record, target)] += 1
-                progress(sum(counts.values()))
+
+            async def copy(record: SessionRecord) -> None:
+                try:
+                    counts[await _copy(record, target)] += 1
+                    progress(sum(counts.values()))
+                finally:
+                    slots.release()
+
+            async with asyncio.TaskGroup() as copies:
+                async for record in source.all():
+                    await slots.acquire()
+                    copies.create_task(copy(record))
     print(
         f"migrated {_redacted(args.source)} -> {_redacted(args.target)}: "
         + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
