@@ -186,6 +186,7 @@ class ActiveSession:
         session = self.session
         token, record = await self.backend.create(session, session.user_id, created_at)
         self.token, self.ended = token, False
+        session.regenerate_requested = False  # a new record has a new ID already
         self._written(record)
 
     def _written(self, record: SessionRecord) -> None:

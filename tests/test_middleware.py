@@ -4,6 +4,7 @@ the conformance suites."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from asgi_sessions.cookies import CookiePolicy
 from asgi_sessions.stores import MemoryStore
 from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
+from asgi_sessions.testing.recording import RecordingStore
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +199,22 @@ def test_websocket_reads_the_session_and_saves_only_on_request(store: MemoryStor
         assert client.get("/read").json()["data"].get("from_socket") == (
             "save" if word == "save" else None
         )
+
+
+async def test_regenerate_on_a_new_session_creates_one_record(store: MemoryStore) -> None:
+    recording = RecordingStore(store)
+
+    async def login(request: Request) -> Response:
+        session: Session = request.session  # type: ignore[assignment]
+        session.regenerate()
+        session.user_id = "ann"
+        await session.save()  # an early save, then the commit when the response starts
+        return PlainTextResponse("in")
+
+    app = Starlette(routes=[Route("/", login, methods=["POST"])])
+    app.add_middleware(SessionMiddleware, store=recording)
+    response = await post(app, "/")
+    assert recording.calls == ["create"]
+    assert [r.key for r in await store.user_sessions("ann")] == [
+        hashlib.sha256(response.cookies["session"].encode()).hexdigest()
+    ]
