@@ -13,6 +13,10 @@ SameSite = Literal["lax", "strict", "none"]
 
 EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 
+_WHITESPACE = " \t"
+"""What RFC 6265 allows around a cookie pair; ``str.strip()`` would also remove
+control characters, NEL and NBSP."""
+
 
 @dataclass(frozen=True, slots=True)
 class CookiePolicy:
@@ -51,16 +55,20 @@ class CookiePolicy:
         """The first well-formed session token in the request's Cookie headers, if any.
 
         Browsers send the most specific cookie first (RFC 6265 §5.4), so the first
-        value wins; values of the wrong length or alphabet are skipped unread.
+        value wins; values of the wrong length or alphabet are skipped unread. Only
+        spaces and tabs around a pair, and one pair of quotes around a value, are
+        removed: a value padded with other bytes is malformed, not trimmed to a token.
         """
         wanted = self.cookie_name
         for name, value in headers:
             if name != b"cookie":
                 continue
             for pair in value.decode("latin-1").split(";"):
-                key, sep, token = pair.strip().partition("=")
+                key, sep, token = pair.strip(_WHITESPACE).partition("=")
                 if sep and key == wanted:
-                    token = token.strip().strip('"')
+                    token = token.strip(_WHITESPACE)
+                    if len(token) > 1 and token[0] == token[-1] == '"':
+                        token = token[1:-1]
                     if tokens.is_well_formed(token):
                         return token
         return None

@@ -8,6 +8,7 @@ that was destroyed elsewhere. Nothing here knows about cookies or HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -85,7 +86,9 @@ class SessionBackend:
                 logger.warning("session cookie names no live session (key %s...)", key[:16])
             else:
                 try:
-                    active.adopt(token, record, self.serializer.loads(record.data))
+                    data = self.serializer.loads(record.data)
+                    _check_own_expiry(data.get(EXPIRY_KEY), self.store.clock())
+                    active.adopt(token, record, data)
                 except CorruptSession as exc:
                     logger.error("session %s... is unreadable, ignored: %s", key[:16], exc)
         return active
@@ -106,6 +109,23 @@ class SessionBackend:
                 continue
             return token, record
         raise SessionExists(f"{_ATTEMPTS} new session tokens in a row were taken; check genid")
+
+
+def _check_own_expiry(own: Any, now: datetime) -> None:
+    """Raise CorruptSession unless ``own`` is a ``set_expiry`` value as this library stores
+    it: seconds that fit in a datetime, or an aware ISO datetime. Anything else would fail
+    at commit, turning a tampered record into a 500."""
+    if own is None:
+        return
+    if isinstance(own, str):
+        with contextlib.suppress(ValueError):
+            if datetime.fromisoformat(own).tzinfo is not None:
+                return
+    elif isinstance(own, int | float) and not isinstance(own, bool) and own >= 0:
+        with contextlib.suppress(OverflowError):
+            now + timedelta(seconds=own)
+            return
+    raise CorruptSession(f"its own expiry {own!r} is neither seconds nor an aware datetime")
 
 
 class ActiveSession:

@@ -32,13 +32,13 @@ class JSONSerializer:
             if not all(isinstance(key, str) for key in data):
                 raise TypeError("keys must be str")  # JSON would silently turn 3 into "3"
             return self._encoder.encode(data).encode("utf-8")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise UnserializableValue(_explain(self._encoder, data, exc)) from exc
 
     def loads(self, raw: bytes) -> dict[str, Any]:
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise CorruptSession(f"stored session is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise CorruptSession(f"stored session is a JSON {type(data).__name__}, not an object")
@@ -52,7 +52,7 @@ def _explain(encoder: json.JSONEncoder, data: Mapping[str, Any], exc: Exception)
             return f"session key {key!r} is a {type(key).__name__}; session keys must be str"
         try:
             encoder.encode(value)
-        except (TypeError, ValueError) as inner:
+        except (TypeError, ValueError, RecursionError) as inner:
             return (
                 f"session[{key!r}] cannot be stored as JSON ({inner}); "
                 "store plain data such as str, int, float, bool, None, list or dict"

@@ -6,35 +6,12 @@ and started again on the same store, and the browser's cookie still logs it in.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import asyncpg
 import httpx
 import pytest
 from demo_server import demo_process, free_port, wait_until_serving
 
-from asgi_sessions import create_store
-
 pytestmark = pytest.mark.anyio
-pytest_plugins = ["redis_cluster"]
-
-
-@pytest.fixture(params=["postgres", "redis", "redis-cluster"])
-async def store_url(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[str]:
-    """A store URL with its own table or key prefix, removed afterwards."""
-    if request.param == "postgres":
-        url = f"{request.getfixturevalue('postgres_dsn')}?table_name={namespace}"
-    else:
-        fixture = "redis_url" if request.param == "redis" else "redis_cluster_url"
-        url = f"{request.getfixturevalue(fixture)}?prefix={namespace}:"
-    yield url
-    if request.param == "postgres":
-        connection = await asyncpg.connect(request.getfixturevalue("postgres_dsn"))
-        await connection.execute(f'DROP TABLE IF EXISTS "{namespace}"')
-        await connection.close()
-    else:
-        async with create_store(url) as store:
-            await store.clear()
+pytest_plugins = ["faults.stores"]  # store_url: each store, with its own table or prefix
 
 
 async def test_logged_in_user_stays_logged_in_across_a_process_restart(store_url: str) -> None:

@@ -38,6 +38,7 @@ _DRIVER_ERRORS = (
     asyncpg.InternalClientError,
     OSError,
 )
+_BROKEN_CONNECTION = (asyncpg.ConnectionDoesNotExistError, ConnectionResetError, BrokenPipeError)
 _PAGE_SIZE = 500
 
 _COLUMNS = "key, data, user_id, created_at, expires_at, version"
@@ -212,20 +213,42 @@ class PostgresStore(SessionStore):
         return template.format(table=self._table, columns=_COLUMNS)
 
     async def _execute(self, template: str, *args: object) -> str:
-        async with self._connection() as conn:
-            return await conn.execute(self._sql(template), *args, timeout=self.command_timeout)
+        status: str = await self._query("execute", template, args)
+        return status
 
     async def _fetch(self, template: str, *args: object) -> list[asyncpg.Record]:
-        async with self._connection() as conn:
-            return await conn.fetch(self._sql(template), *args, timeout=self.command_timeout)
+        rows: list[asyncpg.Record] = await self._query("fetch", template, args)
+        return rows
 
     async def _fetchrow(self, template: str, *args: object) -> asyncpg.Record | None:
-        async with self._connection() as conn:
-            return await conn.fetchrow(self._sql(template), *args, timeout=self.command_timeout)
+        row: asyncpg.Record | None = await self._query("fetchrow", template, args)
+        return row
 
     async def _fetchval(self, template: str, *args: object) -> Any:
+        return await self._query("fetchval", template, args)
+
+    async def _query(self, method: str, template: str, args: tuple[object, ...]) -> Any:
+        """Run one statement; once more on a fresh connection if the pooled one was dead.
+
+        A connection dropped while idle in the pool (a server restart, a proxy or firewall
+        closing idle sockets) may fail only when next used. Running the statement again is
+        safe: each is idempotent or guarded (create takes only a dead key, update compares
+        versions). A timeout is not retried, so a call waits one command_timeout at most.
+        """
+        try:
+            return await self._query_once(method, template, args)
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, _BROKEN_CONNECTION):
+                raise
+            # One dead connection means others may be (the server restarted): the pool
+            # replaces each at its next use, so the retry gets a fresh one.
+            await (await self._pools.get()).expire_connections()
+        return await self._query_once(method, template, args)
+
+    async def _query_once(self, method: str, template: str, args: tuple[object, ...]) -> Any:
         async with self._connection() as conn:
-            return await conn.fetchval(self._sql(template), *args, timeout=self.command_timeout)
+            run = getattr(conn, method)
+            return await run(self._sql(template), *args, timeout=self.command_timeout)
 
     async def _sweep_batch(self, batch_size: int) -> int | None:
         """Delete one batch under the sweep lock; None if another process holds the lock."""
@@ -258,13 +281,15 @@ class PostgresStore(SessionStore):
 
         Giving back waits, shielded, until the server has finished or aborted a cancelled
         query, so a cancelled call has settled when it returns. (asyncpg shields the
-        release too, but anyio cancel scopes cancel again at every await.)
+        release too, but anyio cancel scopes cancel again at every await.) A connection
+        that cannot be given back clean is closed by asyncpg and replaced: the call's own
+        outcome stands, so a cancelled call still ends cancelled.
         """
         conn = await pool.acquire(timeout=self.connect_timeout)
         try:
             yield conn
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), contextlib.suppress(*_DRIVER_ERRORS):
                 await pool.release(conn)
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
