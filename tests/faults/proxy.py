@@ -38,6 +38,8 @@ class _Link:
 
     def __init__(self, client: asyncio.StreamWriter, server: asyncio.StreamWriter) -> None:
         self.client, self.server = client, server
+        self.client_turn = False
+        """True while the client is sending: the server has not answered since."""
 
     def reset(self) -> None:
         abort(self.client)
@@ -56,6 +58,9 @@ class FaultProxy:
         """Connections accepted so far."""
         self.resets = 0
         """Connections closed with a RST by the ``reset`` mode."""
+        self.round_trips = 0
+        """Client turns so far: each time a client sends after its server has spoken
+        (or first), however many chunks the request takes."""
         self.held = asyncio.Event()
         """Set once a chunk is held back; cleared by every ``set()``."""
         self._changed = asyncio.Event()
@@ -145,6 +150,10 @@ class FaultProxy:
                     return
                 if self.mode == "delay":
                     await asyncio.sleep(self.delay)
+                from_client = writer is link.server
+                if from_client and not link.client_turn:
+                    self.round_trips += 1
+                link.client_turn = from_client
                 writer.write(chunk)
                 await writer.drain()
         except (ConnectionError, OSError):
