@@ -8,7 +8,6 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_sessions import cleanup
@@ -141,18 +140,21 @@ class SessionMiddleware:
         """Save the session (unless the app failed) and add the cookie headers it needs."""
         if message["status"] < 500:
             await active.save()
-        headers = MutableHeaders(scope=message)
-        if active.record is not None or active.token_changed or active.ended:
-            vary = headers.get("vary", "")
-            if "cookie" not in vary.lower():
-                headers["vary"] = f"{vary}, Cookie" if vary else "Cookie"
+        if active.record is None and not active.token_changed and not active.ended:
+            return  # no session before or after: the response is the app's own
+        # The raw header list is edited in place: cheaper than MutableHeaders, same result.
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        message["headers"] = headers
+        _vary_on_cookie(headers)
         if active.token_changed and active.token is not None:
-            headers.append("set-cookie", self.cookie.header(active.token, self._max_age(active)))
+            cookie = self.cookie.header(active.token, self._max_age(active))
         elif active.ended:
-            headers.append("set-cookie", self.cookie.header(None, None))
+            cookie = self.cookie.header(None, None)
         else:
             return
-        headers.setdefault("cache-control", "no-store")
+        headers.append((b"set-cookie", cookie.encode("latin-1")))
+        if not any(name == b"cache-control" for name, _ in headers):
+            headers.append((b"cache-control", b"no-store"))
 
     def _max_age(self, active: ActiveSession) -> int | None:
         """Seconds until the server expires the session, so browser and server agree."""
@@ -178,3 +180,18 @@ class SessionMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _vary_on_cookie(headers: list[tuple[bytes, bytes]]) -> None:
+    """Make the response's ``Vary`` name ``Cookie``, as ``MutableHeaders`` would set it:
+    the first Vary header gains ``, Cookie`` and any later ones are dropped."""
+    found = [index for index, (name, _) in enumerate(headers) if name == b"vary"]
+    if not found:
+        headers.append((b"vary", b"Cookie"))
+        return
+    vary = headers[found[0]][1].decode("latin-1")
+    if "cookie" in vary.lower():
+        return
+    headers[found[0]] = (b"vary", f"{vary}, Cookie".encode("latin-1") if vary else b"Cookie")
+    for index in reversed(found[1:]):
+        del headers[index]

@@ -196,9 +196,7 @@ class ActiveSession:
             raw = self.backend.dumps(session)
             if raw != self.record.data or session.user_id != self.record.user_id:
                 await self._update(raw, expires_at)
-            elif expires_at - self.record.expires_at >= timedelta(
-                seconds=self.backend.lifetime.touch_interval
-            ):
+            elif expires_at - self.record.expires_at >= self.backend.lifetime.touch:
                 await store.extend_lifetime(self.record.key, expires_at)
                 self._written(dataclasses.replace(self.record, expires_at=expires_at))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -33,6 +33,10 @@ class Lifetime:
     idle_timeout: float
     absolute_timeout: float
     touch_interval: float = 60.0
+    idle: timedelta = field(init=False, repr=False, compare=False)
+    absolute: timedelta = field(init=False, repr=False, compare=False)
+    touch: timedelta = field(init=False, repr=False, compare=False)
+    """The three durations as timedeltas, made once rather than on every request."""
 
     def __post_init__(self) -> None:
         if self.idle_timeout > self.absolute_timeout:
@@ -40,6 +44,9 @@ class Lifetime:
                 f"idle_timeout ({self.idle_timeout:g}s) is longer than absolute_timeout "
                 f"({self.absolute_timeout:g}s); the idle timeout would never apply"
             )
+        object.__setattr__(self, "idle", timedelta(seconds=self.idle_timeout))
+        object.__setattr__(self, "absolute", timedelta(seconds=self.absolute_timeout))
+        object.__setattr__(self, "touch", timedelta(seconds=self.touch_interval))
 
     def expires_at(self, created_at: datetime, now: datetime, own: Any = None) -> datetime:
         """When a session active at ``now`` expires, given its own ``set_expiry`` value.
@@ -51,8 +58,7 @@ class Lifetime:
             return datetime.fromisoformat(own)
         if isinstance(own, int | float) and own > 0:
             return now + timedelta(seconds=own)
-        idle = now + timedelta(seconds=self.idle_timeout)
-        return min(idle, created_at + timedelta(seconds=self.absolute_timeout))
+        return min(now + self.idle, created_at + self.absolute)
 
 
 class SessionHandle(Protocol):

@@ -251,20 +251,41 @@ class SQLiteStore(SessionStore):
     async def cleanup_expired_sessions(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
     ) -> int:
-        """Delete expired rows a batch at a time, letting other calls run between batches.
+        """Delete expired rows a batch at a time, on a connection of the sweep's own.
 
-        ``progress`` hears the running total after each batch that removed rows (once,
-        with 0, when there was nothing to remove).
+        Reads on the store's connection then never queue behind a batch (WAL lets them
+        run while it writes) and writers wait for one batch at most. An in-memory
+        database has one connection only, so it is swept on that one. ``progress``
+        hears the running total after each batch that removed rows (once, with 0, when
+        there was nothing to remove).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be at least 1")
+        if not self.persistent:
+            return await self._sweep(await self._connection.get(), batch_size, progress)
+        connection = await self._open()
+        try:
+            removed = await self._sweep(connection, batch_size, progress)
+        except BaseException:
+            _stop(connection)  # cancelled or failed: close without awaiting
+            raise
+        await self._close(connection)
+        return removed
+
+    async def _sweep(
+        self,
+        connection: aiosqlite.Connection,
+        batch_size: int,
+        progress: ProgressCallback | None,
+    ) -> int:
+        sql = self._sql(
+            "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ? LIMIT ?)"
+        )
         now, total = self._now(), 0
         while True:
-            removed = await self._change(
-                "DELETE FROM {t} WHERE rowid IN"
-                " (SELECT rowid FROM {t} WHERE expires_at <= ? LIMIT ?)",
-                (now, batch_size),
-            )
+            with self._errors():
+                async with connection.execute(sql, (now, batch_size)) as cursor:
+                    removed = cursor.rowcount
             total += removed
             if progress is not None and (removed or not total):
                 progress(total)

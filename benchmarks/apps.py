@@ -1,0 +1,187 @@
+"""The app variants measured side by side: one Starlette app, three routes, and a
+different session layer (or none) in front of it.
+
+Every variant serves the same routes with the same handlers:
+
+- ``/untouched`` never looks at the session;
+- ``/read`` reads one key (a counter);
+- ``/write`` increments that counter.
+
+Building a variant does no I/O (stores connect lazily), so ``serve.py`` can build
+the same apps inside a uvicorn worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from asgi_sessions import SessionMiddleware
+from asgi_sessions.stores.base import SessionStore
+from asgi_sessions.stores.memory import MemoryStore
+from asgi_sessions.testing.recording import RecordingStore
+from benchmarks import servers
+from benchmarks.settings import Env
+
+LIFETIME = timedelta(days=14)
+"""Session lifetime for every variant (Starlette's default ``max_age``)."""
+
+OURS = ("ours-memory", "ours-sqlite", "ours-postgres", "ours-redis")
+PEERS = ("starlette-cookie", "starsessions-memory", "starsessions-redis")
+VARIANTS = ("bare", *PEERS, *OURS)
+NEEDS = {  # variant -> server it needs
+    "starsessions-redis": "redis",
+    "ours-postgres": "postgres",
+    "ours-redis": "redis",
+}
+
+SessionOf = Callable[[Request], Awaitable[MutableMapping[str, Any]]]
+
+
+async def scope_session(request: Request) -> MutableMapping[str, Any]:
+    """The session a middleware put in the scope."""
+    session: MutableMapping[str, Any] = request.session
+    return session
+
+
+async def _no_session(request: Request) -> MutableMapping[str, Any]:
+    return {}
+
+
+def session_routes(session_of: SessionOf) -> list[Route]:
+    """The three measured routes, reaching the session through ``session_of``."""
+
+    async def untouched(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def read(request: Request) -> Response:
+        session = await session_of(request)
+        return PlainTextResponse(str(session.get("counter", 0)))
+
+    async def write(request: Request) -> Response:
+        session = await session_of(request)
+        session["counter"] = session.get("counter", 0) + 1
+        return PlainTextResponse(str(session["counter"]))
+
+    return [Route("/untouched", untouched), Route("/read", read), Route("/write", write)]
+
+
+@dataclass
+class Built:
+    """An app ready to serve, and how to remove what it left on the servers."""
+
+    name: str
+    app: ASGIApp
+    store: SessionStore | None = None
+    cleanups: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Close connections, then drop the tables and keys this variant made."""
+        for cleanup in self.cleanups:
+            await cleanup()
+
+
+def our_store(kind: str, env: Env, label: str) -> tuple[SessionStore, list[Any]]:
+    """One of our stores in its own namespace, and the coroutines that remove it."""
+    namespace = env.namespace(label)
+    if kind == "memory":
+        return MemoryStore(), []
+    if kind == "sqlite":
+        from asgi_sessions.stores.sqlite import SQLiteStore
+
+        sqlite = SQLiteStore(os.path.join(env.tmpdir, f"{namespace}.db"), table_name=namespace)
+        return sqlite, [sqlite.close]
+    if kind == "postgres":
+        from asgi_sessions.stores.postgres import PostgresStore
+
+        assert env.postgres_dsn is not None
+        dsn = env.postgres_dsn
+        postgres = PostgresStore(dsn, table_name=namespace)
+        return postgres, [postgres.close, lambda: servers.drop_table(dsn, namespace)]
+    if kind == "redis":
+        from asgi_sessions.stores.redis import RedisStore
+
+        assert env.redis_url is not None
+        url = env.redis_url
+        redis = RedisStore(url, prefix=f"{namespace}:")
+        return redis, [redis.close, lambda: servers.clear_prefix(url, f"{namespace}:")]
+    raise ValueError(f"unknown store {kind!r}")
+
+
+def build(name: str, env: Env, *, record: bool = False) -> Built:
+    """Build variant ``name``; with ``record``, our store is wrapped in a RecordingStore."""
+    if name == "bare":
+        return Built(name, Starlette(routes=session_routes(_no_session)))
+    if name == "starlette-cookie":
+        from starlette.middleware.sessions import SessionMiddleware as CookieSessions
+
+        middleware = Middleware(
+            CookieSessions, secret_key="bench-secret", max_age=int(LIFETIME.total_seconds())
+        )
+        app = Starlette(routes=session_routes(scope_session), middleware=[middleware])
+        return Built(name, app)
+    if name.startswith("starsessions-"):
+        return _starsessions(name, env)
+    if name.startswith("ours-"):
+        label = f"{name}-rec" if record else name
+        store, cleanups = our_store(name.removeprefix("ours-"), env, label)
+        if record:
+            store = RecordingStore(store)
+        middleware = Middleware(SessionMiddleware, store=store, max_age=LIFETIME)
+        app = Starlette(routes=session_routes(scope_session), middleware=[middleware])
+        return Built(name, app, store, cleanups)
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def _starsessions(name: str, env: Env) -> Built:
+    """starsessions 2.x, loading the session in the handlers that use it (its fastest way:
+    ``SessionAutoloadMiddleware`` would also load it for ``/untouched``)."""
+    from starsessions import InMemoryStore, load_session
+    from starsessions import SessionMiddleware as StarSessions
+
+    async def session_of(request: Request) -> MutableMapping[str, Any]:
+        await load_session(request)
+        session: MutableMapping[str, Any] = request.session
+        return session
+
+    cleanups: list[Callable[[], Awaitable[Any]]] = []
+    if name == "starsessions-memory":
+        store: Any = InMemoryStore()
+    else:
+        from redis.asyncio import Redis
+        from starsessions.stores.redis import RedisStore as StarRedisStore
+
+        assert env.redis_url is not None
+        url, prefix = env.redis_url, f"{env.namespace(name)}:"
+        connection = Redis.from_url(url)
+        store = StarRedisStore(connection=connection, prefix=prefix)
+        cleanups += [connection.aclose, lambda: servers.clear_prefix(url, prefix)]
+    middleware = Middleware(
+        StarSessions,
+        store=store,
+        lifetime=LIFETIME,
+        cookie_name="session",
+        cookie_https_only=False,
+    )
+    app = Starlette(routes=session_routes(session_of), middleware=[middleware])
+    return Built(name, app, None, cleanups)
+
+
+def available(name: str, env: Env) -> bool:
+    """Whether the server ``name`` needs is reachable in this run."""
+    need = NEEDS.get(name) or NEEDS.get(f"ours-{name.removeprefix('floor-')}")
+    if need == "postgres":
+        return env.postgres_dsn is not None
+    if need == "redis":
+        return env.redis_url is not None
+    return True
