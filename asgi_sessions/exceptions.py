@@ -6,6 +6,7 @@
     ├── SessionTooLarge             serialized data is over max_size (also a ValueError)
     ├── UnserializableValue         a value cannot be serialized (also a TypeError)
     ├── CorruptSession              a stored record cannot be deserialized
+    ├── SessionNotLoaded            used before ``await session.load()`` (autoload=False)
     └── InsecureConfiguration       settings unsafe for production (also a ValueError)
 """
 
@@ -34,6 +35,10 @@ class UnserializableValue(SessionError, TypeError):
 
 class CorruptSession(SessionError, ValueError):
     """A stored record holds bytes the serializer cannot read."""
+
+
+class SessionNotLoaded(SessionError, RuntimeError):
+    """The session was used before ``await request.session.load()`` (``autoload=False``)."""
 
 
 class InsecureConfiguration(SessionError, ValueError):

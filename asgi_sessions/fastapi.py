@@ -23,10 +23,11 @@ _MISSING_MIDDLEWARE = (
 
 
 async def get_session(request: Request) -> Session:
-    """The request's Session, as loaded by SessionMiddleware."""
+    """The request's Session, read from the store if SessionMiddleware has not yet."""
     if "session" not in request.scope:
         raise RuntimeError(_MISSING_MIDDLEWARE)
     session: Session = request.scope["session"]
+    await session.load()
     return session
 
 

@@ -34,6 +34,10 @@ class SessionMiddleware:
     ``session_cookie``, ``max_age``, ``path``, ``same_site``, ``https_only`` and
     ``domain`` mean what they mean for Starlette's cookie sessions; ``max_age`` is
     the idle timeout, and ``max_age=None`` makes a browser-session cookie.
+
+    With ``autoload=False`` a request's session is read only when the app awaits
+    ``request.session.load()`` (FastAPI's ``SessionDep`` does), so requests that
+    never use it cost no store call even when they carry a cookie.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class SessionMiddleware:
         generate_token: TokenGenerator | None = None,
         cleanup_interval: int | float | timedelta | None = None,
         retry_after: int = 5,
+        autoload: bool = True,
     ) -> None:
         if idle_timeout is not None and max_age not in (_DEFAULT, None):
             raise ValueError("pass idle_timeout or its alias max_age, not both")
@@ -89,6 +94,7 @@ class SessionMiddleware:
             None if cleanup_interval is None else seconds(cleanup_interval, "cleanup_interval")
         )
         self.retry_after = retry_after
+        self.autoload = autoload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" and self.cleanup_interval:
@@ -100,14 +106,7 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         scope["session_store"] = self.store
-        token = self.cookie.token_from(scope["headers"])
-        active: ActiveSession | None = None
-        try:
-            active = await self.backend.load(token)
-        except StoreUnavailable as exc:
-            scope["session"] = UnavailableSession(exc)
-        else:
-            scope["session"] = active.session
+        active: ActiveSession | None = await self._session(scope)
         if scope["type"] == "websocket":
             # Read-only: a handler that wants to write calls ``await session.save()``.
             await self.app(scope, receive, send)
@@ -135,6 +134,19 @@ class SessionMiddleware:
             if started:
                 raise
             await self._unavailable(send)
+
+    async def _session(self, scope: Scope) -> ActiveSession | None:
+        """Put the request's session in the scope, read now unless ``autoload=False``;
+        None, and a stand-in that answers 503 when used, if the store is down."""
+        active = ActiveSession(self.backend, self.cookie.token_from(scope["headers"]))
+        scope["session"] = active.session
+        if self.autoload:
+            try:
+                await active.load()
+            except StoreUnavailable as exc:
+                scope["session"] = UnavailableSession(exc)
+                return None
+        return active
 
     async def _commit(self, active: ActiveSession, message: Message) -> None:
         """Save the session (unless the app failed) and add the cookie headers it needs."""

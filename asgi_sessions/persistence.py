@@ -23,7 +23,7 @@ from asgi_sessions.exceptions import (
     StoreUnavailable,
 )
 from asgi_sessions.serializers import JSONSerializer, Serializer
-from asgi_sessions.session import EXPIRY_KEY, Lifetime, Session, seconds
+from asgi_sessions.session import EXPIRY_KEY, Lifetime, Session, UnloadedSession, seconds
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 
 logger = logging.getLogger("asgi_sessions")
@@ -76,23 +76,6 @@ class SessionBackend:
             )
         return raw
 
-    async def load(self, token: str | None) -> ActiveSession:
-        """Read the session a well-formed cookie token names; a new session otherwise."""
-        active = ActiveSession(self)
-        if token is not None:
-            key = tokens.key_for(token)
-            record = await self.store.read(key)
-            if record is None:
-                logger.warning("session cookie names no live session (key %s...)", key[:16])
-            else:
-                try:
-                    data = self.serializer.loads(record.data)
-                    _check_own_expiry(data.get(EXPIRY_KEY), self.store.clock())
-                    active.adopt(token, record, data)
-                except CorruptSession as exc:
-                    logger.error("session %s... is unreadable, ignored: %s", key[:16], exc)
-        return active
-
     async def create(
         self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
     ) -> tuple[str, SessionRecord]:
@@ -131,9 +114,11 @@ def _check_own_expiry(own: Any, now: datetime) -> None:
 class ActiveSession:
     """One request's session: the Session dict, the token and record behind it."""
 
-    def __init__(self, backend: SessionBackend) -> None:
+    def __init__(self, backend: SessionBackend, token: str | None = None) -> None:
         self.backend = backend
-        self.session = Session(handle=self)
+        self.pending = token
+        """A well-formed cookie token whose record has not been read yet."""
+        self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
         self.token: str | None = None
         """The token that names ``record``; None while nothing is stored."""
         self.record: SessionRecord | None = None
@@ -141,6 +126,29 @@ class ActiveSession:
         """True once the client must be sent a new token or a new expiry."""
         self.ended = False
         """True once the client's token no longer names a session (logout)."""
+
+    async def load(self) -> None:
+        """Read the record the cookie's token names, once; then the Session is usable.
+
+        A token naming no live or no readable record leaves a new, empty session. If
+        the store is down, StoreUnavailable is raised and nothing changes.
+        """
+        if self.pending is None:
+            return
+        key = tokens.key_for(self.pending)
+        record = await self.backend.store.read(key)
+        token, self.pending = self.pending, None
+        self.session.__class__ = Session
+        if record is None:
+            logger.warning("session cookie names no live session (key %s...)", key[:16])
+            return
+        try:
+            data = self.backend.serializer.loads(record.data)
+            _check_own_expiry(data.get(EXPIRY_KEY), self.backend.store.clock())
+        except CorruptSession as exc:
+            logger.error("session %s... is unreadable, ignored: %s", key[:16], exc)
+        else:
+            self.adopt(token, record, data)
 
     def adopt(self, token: str, record: SessionRecord, data: dict[str, Any]) -> None:
         """Make ``record`` the loaded state: the baseline for change detection."""
@@ -161,6 +169,9 @@ class ActiveSession:
 
     async def reload(self) -> None:
         """Reread the record; unsaved changes and pending regenerate/destroy are dropped."""
+        if self.pending is not None:
+            await self.load()
+            return
         record = await self.backend.store.read(self.record.key) if self.record else None
         self.session.regenerate_requested = self.session.destroy_requested = False
         if record is None or self.token is None:
@@ -170,6 +181,8 @@ class ActiveSession:
 
     async def save(self) -> None:
         """Commit the session: create, regenerate, update, slide or destroy, as needed."""
+        if self.pending is not None:
+            return  # never loaded, so never touched
         session, store = self.session, self.backend.store
         if session.destroy_requested:
             session.destroy_requested = session.regenerate_requested = False

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from asgi_sessions.exceptions import StoreUnavailable
+from asgi_sessions.exceptions import SessionNotLoaded, StoreUnavailable
 
 EXPIRY_KEY = "_session_expiry"
 """Where a session's own ``set_expiry`` value is kept in its data, as in Django."""
@@ -62,7 +62,9 @@ class Lifetime:
 
 
 class SessionHandle(Protocol):
-    """What a Session asks of whoever loaded it: commit now, or load again."""
+    """What a Session asks of whoever loaded it: read it, commit now, or load again."""
+
+    async def load(self) -> None: ...
 
     async def save(self) -> None: ...
 
@@ -157,6 +159,11 @@ class Session(dict[str, Any]):
         """Return pending messages as (category, message) pairs and forget them."""
         return [(category, message) for category, message in self.pop(FLASHES_KEY, [])]
 
+    async def load(self) -> None:
+        """Make sure the data has been read from the store; needed only with
+        ``SessionMiddleware(autoload=False)``, and free once done."""
+        await self._require_handle().load()
+
     async def save(self) -> None:
         """Commit to the store now rather than when the response starts."""
         await self._require_handle().save()
@@ -169,6 +176,43 @@ class Session(dict[str, Any]):
         if self._handle is None:
             raise RuntimeError("this Session was not loaded by SessionMiddleware")
         return self._handle
+
+
+class UnloadedSession(Session):
+    """A Session whose record has not been read yet (``autoload=False``).
+
+    Any use raises SessionNotLoaded rather than showing an empty session that is not
+    really empty; ``await session.load()`` turns it into a plain Session.
+    """
+
+    def _not_loaded(self, *args: Any, **kwargs: Any) -> Any:
+        raise SessionNotLoaded(
+            "request.session has not been read yet: with SessionMiddleware(autoload=False), "
+            "call 'await request.session.load()' first (FastAPI's SessionDep does it)"
+        )
+
+    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _not_loaded
+    get = keys = values = items = pop = popitem = setdefault = update = clear = _not_loaded
+    copy = __or__ = __ior__ = __eq__ = __ne__ = __reversed__ = _not_loaded
+    regenerate = destroy = set_expiry = flash = pop_flashes = _not_loaded
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def is_new(self) -> bool:
+        return bool(self._not_loaded())
+
+    @property
+    def user_id(self) -> str | None:
+        return self._not_loaded()  # type: ignore[no-any-return]
+
+    @user_id.setter
+    def user_id(self, value: Any) -> None:
+        if value is not None:  # Session.__init__ sets None before anything is loaded
+            self._not_loaded()
+        self._user_id = None
+
+    def __repr__(self) -> str:
+        return "<Session not loaded yet>"
 
 
 class UnavailableSession:

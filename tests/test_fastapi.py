@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI
 
 from asgi_sessions import SessionMiddleware
-from asgi_sessions.fastapi import SessionDep
+from asgi_sessions.fastapi import SessionDep, UserIdDep
 from asgi_sessions.stores import SQLiteStore
+from asgi_sessions.testing import RecordingStore
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +80,32 @@ async def test_dependency_without_middleware_says_what_to_do() -> None:
     async with client_for(app) as client:
         with pytest.raises(RuntimeError, match=r"app.add_middleware\(SessionMiddleware"):
             await client.get("/")
+
+
+async def test_session_dep_loads_a_lazy_session_only_where_used(tmp_path: Path) -> None:
+    store = RecordingStore(SQLiteStore(tmp_path / "lazy.db"))
+    app = FastAPI()
+
+    @app.post("/login")
+    async def login(session: SessionDep) -> dict[str, str]:
+        session.regenerate()
+        session.user_id = "ann"
+        return {}
+
+    @app.get("/me")
+    async def me(user_id: UserIdDep) -> dict[str, str]:
+        return {"user": user_id}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(SessionMiddleware, store=store, autoload=False)
+    async with client_for(app) as client:
+        await client.post("/login")
+        store.reset()
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        assert store.calls == []
+        assert (await client.get("/me")).json() == {"user": "ann"}
+        assert store.calls == ["read"]
+    await store.close()

@@ -29,6 +29,12 @@ async def read(request: Request) -> Response:
     return JSONResponse({"data": dict(session), "user_id": session.user_id})
 
 
+async def load_and_read(request: Request) -> Response:
+    """Read after an explicit load, as code written for ``autoload=False`` does."""
+    await _session(request).load()
+    return await read(request)
+
+
 async def set_value(request: Request) -> Response:
     _session(request)[request.path_params["key"]] = await request.json()
     return await read(request)
@@ -84,6 +90,7 @@ def build_app(store: SessionStore, **options: Any) -> Starlette:
         routes=[
             Route("/untouched", untouched),
             Route("/read", read),
+            Route("/load-and-read", load_and_read),
             Route("/set/{key}", set_value, methods=["POST"]),
             Route("/delete/{key}", delete_value, methods=["POST"]),
             Route("/slow-set/{key}", slow_set, methods=["POST"]),

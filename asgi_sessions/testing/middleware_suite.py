@@ -16,6 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from asgi_sessions.exceptions import SessionNotLoaded
 from asgi_sessions.stores.base import Clock, SessionStore
 from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
@@ -383,6 +384,59 @@ class MiddlewareConformance:
         await self._while_slow(app, client, ("cart", ["zombie"]), fast)
         assert await store.user_sessions("carol") == []
         assert await store.count() == 0
+
+    # -- autoload=False: read only when the app asks ----------------------------------
+
+    @pytest.fixture
+    async def lazy_client(
+        self, store: RecordingStore, options: dict[str, Any]
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        transport = httpx.ASGITransport(build_app(store, autoload=False, **options))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+    async def test_lazy_request_that_never_loads_costs_no_store_call(
+        self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        use_token(lazy_client, await self._start(client, store))
+        response = await lazy_client.get("/untouched")
+        assert response.status_code == 200
+        assert store.calls == []
+        assert "set-cookie" not in response.headers
+
+    async def test_lazy_session_is_read_once_when_loaded(
+        self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        use_token(lazy_client, await self._start(client, store))
+        response = await lazy_client.get("/load-and-read")
+        assert response.json()["data"] == {"cart": ["apple"]}
+        assert store.calls == ["read"]
+
+    async def test_lazy_session_used_before_loading_says_what_to_do(
+        self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        use_token(lazy_client, await self._start(client, store))
+        with pytest.raises(SessionNotLoaded, match=r"await request.session.load\(\)"):
+            await lazy_client.get("/read")
+        assert store.calls == []
+
+    async def test_lazy_new_session_is_written_and_read_back(
+        self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        lazy_client.cookies.clear()
+        await lazy_client.post("/set/cart", json=["pear"])  # no cookie: nothing to load
+        assert (await lazy_client.get("/load-and-read")).json()["data"] == {"cart": ["pear"]}
+        assert store.calls == ["create", "read"]
+
+    async def test_lazy_store_down_hurts_only_requests_that_load(
+        self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        use_token(lazy_client, await self._start(client, store))
+        store.fail()
+        assert (await lazy_client.get("/untouched")).status_code == 200
+        response = await lazy_client.get("/load-and-read")
+        assert response.status_code == 503
+        assert "set-cookie" not in response.headers
 
     # -- flash and persistence ---------------------------------------------------------
 
