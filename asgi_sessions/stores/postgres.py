@@ -251,10 +251,16 @@ class PostgresStore(SessionStore):
             return await run(self._sql(template), *args, timeout=self.command_timeout)
 
     async def _sweep_batch(self, batch_size: int) -> int | None:
-        """Delete one batch under the sweep lock; None if another process holds the lock."""
+        """Delete one batch under the sweep lock; None if another process holds the lock.
+
+        The batch commits without waiting for its WAL flush (``synchronous_commit`` off
+        for this transaction only), so sweeping does not queue readers' commits behind
+        disk flushes; a batch lost in a crash holds expired rows, swept again next time.
+        """
         async with self._connection() as conn, conn.transaction():
             locked = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1)",
+                "SELECT set_config('synchronous_commit', 'off', true) IS NOT NULL"
+                " AND pg_try_advisory_xact_lock($1)",
                 self._sweep_lock,
                 timeout=self.command_timeout,
             )
