@@ -114,6 +114,8 @@ def _check_own_expiry(own: Any, now: datetime) -> None:
 class ActiveSession:
     """One request's session: the Session dict, the token and record behind it."""
 
+    __slots__ = ("backend", "ended", "pending", "record", "session", "token", "token_changed")
+
     def __init__(self, backend: SessionBackend, token: str | None = None) -> None:
         self.backend = backend
         self.pending = token

@@ -78,6 +78,16 @@ class Session(dict[str, Any]):
     at commit with what was loaded, so nested mutation is saved too.
     """
 
+    __slots__ = (
+        "_handle",
+        "_user_id",
+        "created_at",
+        "destroy_requested",
+        "expires_at",
+        "key",
+        "regenerate_requested",
+    )
+
     def __init__(
         self,
         data: dict[str, Any] | None = None,
@@ -87,8 +97,9 @@ class Session(dict[str, Any]):
         expires_at: datetime | None = None,
         handle: SessionHandle | None = None,
     ) -> None:
-        super().__init__(data or {})
-        self.user_id = user_id
+        if data:
+            super().__init__(data)
+        self._user_id = None if user_id is None else str(user_id)
         self.created_at = created_at
         """When the stored record was made (aware UTC); None before the first save."""
         self.expires_at = expires_at
@@ -184,6 +195,8 @@ class UnloadedSession(Session):
     Any use raises SessionNotLoaded rather than showing an empty session that is not
     really empty; ``await session.load()`` turns it into a plain Session.
     """
+
+    __slots__ = ()
 
     def _not_loaded(self, *args: Any, **kwargs: Any) -> Any:
         raise SessionNotLoaded(

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from asgi_sessions import SessionMiddleware
+from asgi_sessions.session import Session
 from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.stores.memory import MemoryStore
 from asgi_sessions.testing.recording import RecordingStore
@@ -37,12 +38,16 @@ LIFETIME = timedelta(days=14)
 """Session lifetime for every variant (Starlette's default ``max_age``)."""
 
 OURS = ("ours-memory", "ours-sqlite", "ours-postgres", "ours-redis")
+LAZY = ("ours-sqlite-lazy", "ours-postgres-lazy", "ours-redis-lazy")
+"""Ours with ``autoload=False``: the session is read only where a route loads it."""
 PEERS = ("starlette-cookie", "starsessions-memory", "starsessions-redis")
-VARIANTS = ("bare", *PEERS, *OURS)
+VARIANTS = ("bare", *PEERS, *OURS, *LAZY)
 NEEDS = {  # variant -> server it needs
     "starsessions-redis": "redis",
     "ours-postgres": "postgres",
     "ours-redis": "redis",
+    "ours-postgres-lazy": "postgres",
+    "ours-redis-lazy": "redis",
 }
 
 SessionOf = Callable[[Request], Awaitable[MutableMapping[str, Any]]]
@@ -51,6 +56,13 @@ SessionOf = Callable[[Request], Awaitable[MutableMapping[str, Any]]]
 async def scope_session(request: Request) -> MutableMapping[str, Any]:
     """The session a middleware put in the scope."""
     session: MutableMapping[str, Any] = request.session
+    return session
+
+
+async def loaded_session(request: Request) -> MutableMapping[str, Any]:
+    """The session, read first, as routes do under ``autoload=False``."""
+    session: Session = request.scope["session"]
+    await session.load()
     return session
 
 
@@ -134,11 +146,16 @@ def build(name: str, env: Env, *, record: bool = False) -> Built:
         return _starsessions(name, env)
     if name.startswith("ours-"):
         label = f"{name}-rec" if record else name
-        store, cleanups = our_store(name.removeprefix("ours-"), env, label)
+        kind, _, mode = name.removeprefix("ours-").partition("-")
+        store, cleanups = our_store(kind, env, label)
         if record:
             store = RecordingStore(store)
-        middleware = Middleware(SessionMiddleware, store=store, max_age=LIFETIME)
-        app = Starlette(routes=session_routes(scope_session), middleware=[middleware])
+        lazy = mode == "lazy"
+        middleware = Middleware(
+            SessionMiddleware, store=store, max_age=LIFETIME, autoload=not lazy
+        )
+        routes = session_routes(loaded_session if lazy else scope_session)
+        app = Starlette(routes=routes, middleware=[middleware])
         return Built(name, app, store, cleanups)
     raise ValueError(f"unknown variant {name!r}")
 

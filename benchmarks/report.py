@@ -56,6 +56,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     _rps(direct, f"ours-{store}", route, c), _rps(direct, "bare", route, c)
                 )
                 add(f"{store}: {ROUTE_LABELS[route]} vs bare, c={c}", value, 0.9)
+        for store in ("sqlite", "postgres", "redis"):
+            lazy = _rps(direct, f"ours-{store}-lazy", "untouched+cookie", c)
+            value = _ratio(lazy, _rps(direct, "bare", "untouched+cookie", c))
+            add(f"{store} (autoload=False): untouched (cookie) vs bare, c={c}", value, 0.9)
         for store in ("redis", "postgres", "sqlite"):
             value = _ratio(
                 _rps(direct, f"ours-{store}", "read", c), _rps(direct, f"floor-{store}", "read", c)

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from asgi_sessions.testing.recording import RecordingStore
 from benchmarks import load
-from benchmarks.apps import OURS, VARIANTS, Built, available, build
+from benchmarks.apps import LAZY, OURS, VARIANTS, Built, available, build
 from benchmarks.floors import FLOORS, Floor, build_floor
 from benchmarks.settings import Env
 
@@ -159,7 +159,7 @@ async def run(env: Env, *, with_httpx: bool = True) -> dict[str, Any]:
 async def round_trips(env: Env, requests: int = 20) -> dict[str, dict[str, dict[str, float]]]:
     """Store calls per request for each of our stores and routes, counted by RecordingStore."""
     result: dict[str, dict[str, dict[str, float]]] = {}
-    for name in OURS:
+    for name in (*OURS, *LAZY):
         if not available(name, env):
             continue
         built = build(name, env, record=True)
