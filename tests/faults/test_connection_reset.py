@@ -15,7 +15,7 @@ from asgi_sessions.stores import create_store
 from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
 from faults.proxy import FaultProxy
-from faults.traffic import Figures, Traffic, report
+from faults.traffic import Figures, Traffic, outage, report
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["faults.stores"]
@@ -25,18 +25,13 @@ async def test_connection_reset_mid_command_is_503_and_the_pool_recovers_by_itse
     networked: str, proxy: FaultProxy, proxied_url: str, clock: FrozenClock
 ) -> None:
     figures = Figures(f"{networked}: reset mid-command")
-    store = create_store(proxied_url, clock=clock)
-    try:
-        async with Traffic(build_app(store), figures) as traffic:
-            await traffic.login()
-            proxy.set("reset")
-            await traffic.during(rounds=3)
-            proxy.set("pass")
-            await traffic.recover()
-            await traffic.count_lost()
-    finally:
-        report(figures)
-        await store.close()
+    await outage(
+        proxied_url,
+        clock,
+        figures,
+        fault=lambda: proxy.set("reset"),
+        heal=lambda: proxy.set("pass"),
+    )
     assert proxy.resets > 0
     assert figures.unavailable > 0
     assert figures.errors == 0

@@ -15,12 +15,10 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from asgi_sessions.stores import create_store
-from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
 from faults.servers import PostgresServer, RedisServer, running_postgres, running_redis
 from faults.stores import TIMEOUT, with_options
-from faults.traffic import Figures, Traffic, report
+from faults.traffic import Figures, Traffic, outage
 
 pytestmark = pytest.mark.anyio
 
@@ -50,20 +48,14 @@ async def test_redis_restart_is_503_meanwhile_and_service_resumes_by_itself(
     redis_server: RedisServer, clock: FrozenClock
 ) -> None:
     figures = Figures("redis: server killed and restarted", note="no persistence: keys lost")
-    url = with_options(redis_server.url, socket_timeout=TIMEOUT, **TIMEOUTS)
-    store = create_store(url, clock=clock)
-    try:
-        async with Traffic(build_app(store), figures) as traffic:
-            await traffic.login()
-            await anyio.to_thread.run_sync(redis_server.kill)
-            await traffic.during(rounds=3)
-            await anyio.to_thread.run_sync(redis_server.start)
-            await traffic.recover()
-            await new_login_works(traffic)
-            await traffic.count_lost()
-    finally:
-        report(figures)
-        await store.close()
+    await outage(
+        with_options(redis_server.url, socket_timeout=TIMEOUT, **TIMEOUTS),
+        clock,
+        figures,
+        fault=lambda: anyio.to_thread.run_sync(redis_server.kill),
+        heal=lambda: anyio.to_thread.run_sync(redis_server.start),
+        after=new_login_works,
+    )
     assert figures.unavailable > 0
     assert figures.errors == 0
 
@@ -72,20 +64,14 @@ async def test_postgres_restart_is_503_meanwhile_and_sessions_survive(
     postgres_server: PostgresServer, clock: FrozenClock
 ) -> None:
     figures = Figures("postgres: server stopped (fast) and restarted")
-    url = with_options(postgres_server.dsn, command_timeout=TIMEOUT, **TIMEOUTS)
-    store = create_store(url, clock=clock)
-    try:
-        async with Traffic(build_app(store), figures) as traffic:
-            await traffic.login()
-            await anyio.to_thread.run_sync(postgres_server.stop)
-            await traffic.during(rounds=3)
-            await anyio.to_thread.run_sync(postgres_server.start)
-            await traffic.recover()
-            await new_login_works(traffic)
-            await traffic.count_lost()
-    finally:
-        report(figures)
-        await store.close()
+    await outage(
+        with_options(postgres_server.dsn, command_timeout=TIMEOUT, **TIMEOUTS),
+        clock,
+        figures,
+        fault=lambda: anyio.to_thread.run_sync(postgres_server.stop),
+        heal=lambda: anyio.to_thread.run_sync(postgres_server.start),
+        after=new_login_works,
+    )
     assert figures.unavailable > 0
     assert figures.errors == 0
     assert figures.lost == 0

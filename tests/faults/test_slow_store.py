@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_sessions.stores import create_store
-from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
 from faults.proxy import FaultProxy, Mode
 from faults.stores import TIMEOUT
-from faults.traffic import Figures, Traffic, report
+from faults.traffic import Figures, outage
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["faults.stores"]
@@ -46,18 +44,13 @@ async def test_slow_store_answers_503_in_time_and_loses_no_acknowledged_write(
 ) -> None:
     scenario = f"{networked}: {mode} {int(delay * 1000)} ms" if delay else f"{networked}: {mode}"
     figures = Figures(scenario)
-    store = create_store(proxied_url, clock=clock)
-    try:
-        async with Traffic(build_app(store), figures) as traffic:
-            await traffic.login()
-            proxy.set(mode, delay=delay)
-            await traffic.during(rounds=3)
-            proxy.set("pass")
-            await traffic.recover()
-            await traffic.count_lost()
-    finally:
-        report(figures)
-        await store.close()
+    await outage(
+        proxied_url,
+        clock,
+        figures,
+        fault=lambda: proxy.set(mode, delay=delay),
+        heal=lambda: proxy.set("pass"),
+    )
     assert figures.errors == 0
     assert figures.lost == 0
     if served:

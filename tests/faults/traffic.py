@@ -9,14 +9,20 @@ a scenario's figures and keeps them in ``tests/artifacts/faults.json``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 from starlette.types import ASGIApp
+
+from asgi_sessions.stores import create_store
+from asgi_sessions.testing.app import build_app
+from asgi_sessions.testing.clock import FrozenClock
 
 ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "faults.json"
 RECOVERY_DEADLINE = 30.0
@@ -140,6 +146,44 @@ class Traffic:
             lost += sum(data.get(key) != value for key, value in acknowledged.items())
         self.figures.lost = lost
         return lost
+
+
+Step = Callable[[], Awaitable[Any] | None]
+"""Breaks or mends the store: a plain call, or one returning something to await."""
+
+
+async def outage(
+    url: str,
+    clock: FrozenClock,
+    figures: Figures,
+    *,
+    fault: Step,
+    heal: Step,
+    after: Callable[[Traffic], Awaitable[None]] | None = None,
+) -> None:
+    """One fault scenario: clients log in, ``fault()`` breaks the store, they keep
+    going for three rounds, ``heal()`` mends it, the app must recover by itself, then
+    ``after`` runs and acknowledged writes are counted; the figures are reported."""
+    store = create_store(url, clock=clock)
+    try:
+        async with Traffic(build_app(store), figures) as traffic:
+            await traffic.login()
+            await _run(fault)
+            await traffic.during(rounds=3)
+            await _run(heal)
+            await traffic.recover()
+            if after is not None:
+                await after(traffic)
+            await traffic.count_lost()
+    finally:
+        report(figures)
+        await store.close()
+
+
+async def _run(step: Step) -> None:
+    result = step()
+    if inspect.isawaitable(result):
+        await result
 
 
 def report(figures: Figures) -> None:
