@@ -40,6 +40,8 @@ def demo_process(store: Path | str, port: int) -> Iterator[subprocess.Popen[byte
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 async def wait_until_serving(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:

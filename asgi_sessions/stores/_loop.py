@@ -1,9 +1,11 @@
-"""A connection, pool or client bound to the event loop that opened it.
+"""A connection, pool or client per event loop.
 
-Starlette's TestClient may run each request in a new event loop; a pool opened in
-a loop that has since closed cannot be reused, so it is dropped and reopened. So
-that nothing is left half-open when such a loop ends, the resource is also closed
-while the loop shuts down (``asyncio.run`` finalizes async generators then).
+A pool belongs to the event loop that opened it. Starlette's TestClient may run
+each request in a new loop, and a store may be used from several loops at once
+(threads, test runners), so each loop gets its own resource. A resource is
+closed by ``close()`` in its loop, or while its loop shuts down (``asyncio.run``
+finalizes async generators then); one left behind by a loop closed some other way
+is discarded on the next use. Nothing is ever closed from a foreign thread.
 """
 
 from __future__ import annotations
@@ -11,9 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+Loop = asyncio.AbstractEventLoop
+
+
+@dataclass
+class _Slot(Generic[T]):
+    """One loop's resource, and what closes it when that loop shuts down."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    resource: T | None = None
+    guard: AsyncGenerator[None, None] | None = None
 
 
 class LoopLocal(Generic[T]):
@@ -28,62 +41,60 @@ class LoopLocal(Generic[T]):
         self._open = open
         self._close = close
         self._discard = discard
-        self._resource: T | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
-        self._guard: AsyncGenerator[None, None] | None = None
+        self._slots: dict[Loop, _Slot[T]] = {}
 
     async def get(self) -> T:
         """Return this loop's resource, opening it (once, even under concurrency) if needed."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._forget()
-            self._loop, self._lock = loop, asyncio.Lock()
-        if self._resource is None:
-            assert self._lock is not None
-            async with self._lock:
-                if self._resource is None:
-                    resource = await self._open()
-                    self._resource = resource
-                    self._guard = self._close_at_loop_shutdown(resource)
-                    await self._guard.asend(None)
-        return self._resource
+        slot = self._slots.get(loop)
+        if slot is not None and slot.resource is not None:
+            return slot.resource
+        if slot is None:
+            self._forget_closed_loops()
+            slot = self._slots.setdefault(loop, _Slot())
+        async with slot.lock:
+            if slot.resource is None:
+                resource = await self._open()
+                guard = self._close_at_loop_shutdown(loop, resource)
+                await guard.asend(None)
+                slot.resource, slot.guard = resource, guard
+            return slot.resource
 
     @property
     def current(self) -> T | None:
         """The resource if it is open in the running loop, else None."""
         try:
-            loop = asyncio.get_running_loop()
+            slot = self._slots.get(asyncio.get_running_loop())
         except RuntimeError:
             return None
-        return self._resource if self._loop is loop else None
+        return slot.resource if slot is not None else None
 
     async def close(self) -> None:
-        """Close the resource if it belongs to the running loop; forget it otherwise."""
-        resource = self.current
-        if resource is None:
-            self._forget()
+        """Close the running loop's resource; others close with their own loops."""
+        self._forget_closed_loops()
+        try:
+            slot = self._slots.pop(asyncio.get_running_loop(), None)
+        except RuntimeError:
             return
-        self._resource = None
-        guard, self._guard = self._guard, None
-        if guard is not None:
-            await guard.aclose()
-        else:
-            await self._close(resource)
+        if slot is not None and slot.guard is not None:
+            await slot.guard.aclose()
 
-    async def _close_at_loop_shutdown(self, resource: T) -> AsyncGenerator[None, None]:
+    async def _close_at_loop_shutdown(self, loop: Loop, resource: T) -> AsyncGenerator[None, None]:
         """Suspended while the resource lives; its ``finally`` closes it, whether
         ``close()`` ends it or the loop finalizes it while shutting down."""
         try:
             yield
         finally:
-            if self._resource is resource:
-                self._resource = None
+            slot = self._slots.get(loop)
+            if slot is not None and slot.resource is resource:
+                del self._slots[loop]
             with suppress(Exception):
                 await self._close(resource)
 
-    def _forget(self) -> None:
-        stale, self._resource = self._resource, None
-        self._guard = None
-        if stale is not None:
-            self._discard(stale)
+    def _forget_closed_loops(self) -> None:
+        """Drop resources whose loop closed without finalizing them; no loop runs
+        their callbacks any more, so discarding them here is safe."""
+        for loop in [loop for loop in self._slots if loop.is_closed()]:
+            slot = self._slots.pop(loop)
+            if slot.resource is not None:
+                self._discard(slot.resource)
