@@ -10,16 +10,13 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from pydantic import BaseModel
 
-from asgi_sessions import SessionMiddleware, create_store
+from asgi_sessions import SessionMiddleware, SessionStore, create_store
 from asgi_sessions.fastapi import SessionDep, StoreDep, UserIdDep
 
-store = create_store(os.environ.get("SESSION_STORE", "sqlite:///fastapi-example.db"))
-
-app = FastAPI(title="asgi_sessions FastAPI example")
-app.add_middleware(SessionMiddleware, store=store)
+router = APIRouter()
 
 
 class Login(BaseModel):
@@ -33,20 +30,20 @@ class SessionInfo(BaseModel):
     current: bool
 
 
-@app.post("/login")
+@router.post("/login")
 async def login(body: Login, session: SessionDep) -> dict[str, str]:
     session.regenerate()  # a new ID at every privilege change
     session.user_id = body.username
     return {"user": body.username}
 
 
-@app.get("/me")
+@router.get("/me")
 async def me(user_id: UserIdDep, session: SessionDep) -> dict[str, object]:
     session["visits"] = session.get("visits", 0) + 1
     return {"user": user_id, "visits": session["visits"]}
 
 
-@app.get("/sessions")
+@router.get("/sessions")
 async def my_sessions(
     user_id: UserIdDep, session: SessionDep, store: StoreDep
 ) -> list[SessionInfo]:
@@ -61,14 +58,25 @@ async def my_sessions(
     ]
 
 
-@app.post("/sessions/revoke-others")
+@router.post("/sessions/revoke-others")
 async def revoke_others(user_id: UserIdDep, session: SessionDep, store: StoreDep) -> dict[str, int]:
     return {"revoked": await store.destroy_user_sessions(user_id, keep=session.key)}
 
 
-@app.post("/logout")
+@router.post("/logout")
 async def logout(session: SessionDep) -> dict[str, bool]:
     if session.user_id is None:
         raise HTTPException(status_code=401, detail="Not logged in")
     session.destroy()
     return {"logged_out": True}
+
+
+def create_app(store: SessionStore) -> FastAPI:
+    """The example app over ``store``."""
+    app = FastAPI(title="asgi_sessions FastAPI example")
+    app.include_router(router)
+    app.add_middleware(SessionMiddleware, store=store)
+    return app
+
+
+app = create_app(create_store(os.environ.get("SESSION_STORE", "sqlite:///fastapi-example.db")))

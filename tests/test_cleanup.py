@@ -20,12 +20,15 @@ import pytest
 from demo_server import free_port
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from asgi_sessions import SessionMiddleware, create_store
 from asgi_sessions.cleanup import cleanup_task
 from asgi_sessions.stores import MemoryStore
-from asgi_sessions.stores.base import SessionRecord, utc_now
+from asgi_sessions.stores.base import ProgressCallback, SessionRecord, utc_now
 from asgi_sessions.testing import FrozenClock, RecordingStore
+
+pytest_plugins = ["faults.stores"]  # store_url: each kind of store, its own namespace
 
 INTERVAL = 0.01
 
@@ -150,3 +153,56 @@ async def test_two_uvicorn_workers_sweep_and_shut_down_cleanly(
     assert server.returncode == 0, output
     assert output.count("Application shutdown complete") == 2, output
     assert "Traceback" not in output and "ERROR" not in output, output
+
+
+class SweepTally(RecordingStore):
+    """A real store that also adds up what its sweeps removed."""
+
+    removed = 0
+
+    async def cleanup_expired_sessions(
+        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+    ) -> int:
+        removed = await super().cleanup_expired_sessions(batch_size=batch_size, progress=progress)
+        self.removed += removed
+        return removed
+
+
+@asynccontextmanager
+async def running_lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Drive an app's lifespan as a server does: startup, then shutdown on exit."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    server = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await server
+
+
+@pytest.mark.anyio
+async def test_lifespan_cleanup_sweeps_every_store_and_stops(
+    store_url: str, clock: FrozenClock
+) -> None:
+    store = SweepTally(create_store(store_url, clock=clock))
+    for i in range(5):
+        an_hour = clock() + timedelta(hours=1)
+        await store.create(SessionRecord(f"{i:064x}", b"{}", "ann", clock(), an_hour))
+    clock.advance(hours=2)  # expired by the store's clock, still held by every store
+    app = Starlette()
+    app.add_middleware(SessionMiddleware, store=store, cleanup_interval=INTERVAL)
+    async with running_lifespan(app):
+
+        async def swept() -> bool:
+            return store.removed == 5
+
+        await eventually(swept)
+    sweeps = store.calls.count("cleanup_expired_sessions")
+    await asyncio.sleep(INTERVAL * 5)
+    assert store.calls.count("cleanup_expired_sessions") == sweeps  # stopped at shutdown
+    await store.close()

@@ -29,6 +29,7 @@ from asgi_sessions.stores.base import SessionRecord
 from asgi_sessions.testing.app import build_app
 
 pytestmark = pytest.mark.anyio
+pytest_plugins = ["faults.stores"]  # store_url: each kind of store, its own namespace
 
 HOUR = timedelta(hours=1)
 
@@ -46,8 +47,9 @@ async def cli(*argv: str) -> int:
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'source.db'}"
+def source(store_url: str) -> str:
+    """The store a command works on: each kind in turn, in a namespace of its own."""
+    return store_url
 
 
 @pytest.fixture
@@ -99,7 +101,11 @@ async def browser(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 # cleanup
 
+SQL = pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+"""Stores where expired rows wait for a sweep; Redis drops them by itself."""
 
+
+@SQL
 async def test_cleanup_removes_expired_sessions_and_says_how_many(
     source: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +123,7 @@ async def test_cleanup_removes_expired_sessions_and_says_how_many(
     assert capsys.readouterr().out == "removed 0 expired sessions\n"
 
 
+@SQL
 async def test_cleanup_shows_progress_on_a_terminal(
     source: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -128,6 +135,20 @@ async def test_cleanup_shows_progress_on_a_terminal(
 
     assert "removing expired sessions" in terminal.getvalue()
     assert capsys.readouterr().out == "removed 3 expired sessions\n"
+
+
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
+async def test_cleanup_on_redis_keeps_live_sessions_and_says_how_many(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = [make_record("fresh"), make_record("fresh2", "alice")]
+    await put(source, *(make_record(f"old{i}", "bob", lifetime=-HOUR) for i in range(3)), *live)
+
+    assert await cli("cleanup", source) == 0
+
+    assert re.fullmatch(r"removed \d+ expired sessions\n", capsys.readouterr().out)
+    assert set(await stored(source)) == {each.key for each in live}
+    assert await user_keys(source, "bob") == set()
 
 
 # stats and sessions
@@ -320,8 +341,9 @@ async def test_migrate_into_a_store_holding_sessions_asks_first(
 
 
 async def test_migrated_client_stays_logged_in_against_the_new_store(
-    source: str, target: str
+    tmp_path: Path, store_url: str
 ) -> None:
+    source, target = f"sqlite:///{tmp_path / 'app.db'}", store_url  # SQLite to each kind
     async with create_store(source) as old_store, browser(build_app(old_store)) as before:
         assert (await before.post("/login/alice")).status_code == 200
         await before.post("/set/cart", json=["book"])

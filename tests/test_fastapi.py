@@ -9,25 +9,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from asgi_sessions import SessionMiddleware
+from asgi_sessions import SessionMiddleware, create_store
 from asgi_sessions.fastapi import SessionDep, UserIdDep
 from asgi_sessions.stores import SQLiteStore
 from asgi_sessions.testing import RecordingStore
+from examples.fastapi_app import create_app
 
 pytestmark = pytest.mark.anyio
+pytest_plugins = ["faults.stores"]  # store_url: each kind of store, its own namespace
 
 
 @pytest.fixture
-async def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
-    from examples import fastapi_app
-
-    store = SQLiteStore(tmp_path / "example.db")
-    monkeypatch.setattr(fastapi_app, "store", store)
-    app = FastAPI()
-    app.router.routes.extend(fastapi_app.app.router.routes)
-    app.add_middleware(SessionMiddleware, store=store)
-    yield app
-    await store.close()
+async def example(store_url: str) -> AsyncIterator[FastAPI]:
+    """The example app on each kind of store, in a namespace of its own."""
+    async with create_store(store_url) as store:
+        yield create_app(store)
 
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:
