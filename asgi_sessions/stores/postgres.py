@@ -7,38 +7,26 @@ disagree about the time, and tests move a clock of their own.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Self
 
-import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._asyncpg import PostgresConnections
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
     SessionExists,
     SessionRecord,
     SessionStore,
-    StoreUnavailable,
     utc_now,
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
-_BROKEN_CONNECTION = (asyncpg.ConnectionDoesNotExistError, ConnectionResetError, BrokenPipeError)
 _PAGE_SIZE = 500
 
 _COLUMNS = "key, data, user_id, created_at, expires_at, version"
@@ -122,13 +110,19 @@ class PostgresStore(SessionStore):
                 )
         self.table_name, self.schema, self.create_table = table_name, schema, create_table
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
-        self.dsn, self._given_pool = dsn, pool
-        self._pool_size = (min_size, max_size)
+        self.dsn = dsn
         self._table = f'"{schema}"."{table_name}"' if schema else f'"{table_name}"'
         self._ddl_lock = _lock_key("create", self._table)
         self._sweep_lock = _lock_key("cleanup", self._table)
-        self._pools: LoopLocal[asyncpg.Pool[Any]] = LoopLocal(
-            self._open_pool, self._close_pool, self._discard_pool
+        self._db = PostgresConnections(
+            dsn,
+            pool,
+            table=self._table,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            min_size=min_size,
+            max_size=max_size,
+            prepare=self._create_table if create_table else None,
         )
 
     @classmethod
@@ -139,25 +133,25 @@ class PostgresStore(SessionStore):
         return cls(url, **options)
 
     async def read(self, key: str) -> SessionRecord | None:
-        row = await self._fetchrow(_READ, key, self.clock())
+        row = await self._db.fetchrow(self._sql(_READ), key, self.clock())
         return None if row is None else _record(row)
 
     async def create(self, record: SessionRecord) -> None:
         r = record
         values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, self.clock())
-        if _rowcount(await self._execute(_CREATE, *values)) == 0:
+        if _rowcount(await self._db.execute(self._sql(_CREATE), *values)) == 0:
             raise SessionExists(f"a session with key {record.key[:12]}... already exists")
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         r = record
         values = (r.key, r.data, r.user_id, r.expires_at, expected_version, self.clock())
-        return _rowcount(await self._execute(_UPDATE, *values)) == 1
+        return _rowcount(await self._db.execute(self._sql(_UPDATE), *values)) == 1
 
     async def destroy(self, key: str) -> None:
-        await self._execute(_DESTROY, key)
+        await self._db.execute(self._sql(_DESTROY), key)
 
     async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
-        await self._execute(_EXTEND, key, expires_at, self.clock())
+        await self._db.execute(self._sql(_EXTEND), key, expires_at, self.clock())
 
     async def cleanup_expired_sessions(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
@@ -180,75 +174,40 @@ class PostgresStore(SessionStore):
         return total
 
     async def clear(self) -> int:
-        return _rowcount(await self._execute(_CLEAR))
+        return _rowcount(await self._db.execute(self._sql(_CLEAR)))
 
     async def count(self) -> int:
-        return int(await self._fetchval(_COUNT, self.clock()))
+        return int(await self._db.fetchval(self._sql(_COUNT), self.clock()))
 
     async def ids(self) -> list[str]:
-        return [row["key"] for row in await self._fetch(_IDS, self.clock())]
+        return [row["key"] for row in await self._db.fetch(self._sql(_IDS), self.clock())]
 
     async def all(self) -> AsyncIterator[SessionRecord]:
         """Yield live records in key order, one page per query, so memory stays bounded."""
-        rows = await self._fetch(_FIRST_PAGE, self.clock(), _PAGE_SIZE)
+        rows = await self._db.fetch(self._sql(_FIRST_PAGE), self.clock(), _PAGE_SIZE)
         while True:
             for row in rows:
                 yield _record(row)
             if len(rows) < _PAGE_SIZE:
                 return
-            rows = await self._fetch(_NEXT_PAGE, self.clock(), _PAGE_SIZE, rows[-1]["key"])
+            next_page = self._sql(_NEXT_PAGE)
+            rows = await self._db.fetch(next_page, self.clock(), _PAGE_SIZE, rows[-1]["key"])
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
-        return [_record(row) for row in await self._fetch(_USER_SESSIONS, user_id, self.clock())]
+        rows = await self._db.fetch(self._sql(_USER_SESSIONS), user_id, self.clock())
+        return [_record(row) for row in rows]
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        return _rowcount(await self._execute(_DESTROY_USER, user_id, self.clock(), keep))
+        status = await self._db.execute(self._sql(_DESTROY_USER), user_id, self.clock(), keep)
+        return _rowcount(status)
 
     async def close(self) -> None:
         """Close the pool the store opened (never a pool it was given); reopens on next use."""
-        await self._pools.close()
+        await self._db.close()
 
     def _sql(self, template: str) -> str:
         """Put the validated, quoted table name into a statement."""
         return template.format(table=self._table, columns=_COLUMNS)
-
-    async def _execute(self, template: str, *args: object) -> str:
-        status: str = await self._query("execute", template, args)
-        return status
-
-    async def _fetch(self, template: str, *args: object) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._query("fetch", template, args)
-        return rows
-
-    async def _fetchrow(self, template: str, *args: object) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._query("fetchrow", template, args)
-        return row
-
-    async def _fetchval(self, template: str, *args: object) -> Any:
-        return await self._query("fetchval", template, args)
-
-    async def _query(self, method: str, template: str, args: tuple[object, ...]) -> Any:
-        """Run one statement; once more on a fresh connection if the pooled one was dead.
-
-        A connection dropped while idle in the pool (a server restart, a proxy or firewall
-        closing idle sockets) may fail only when next used. Running the statement again is
-        safe: each is idempotent or guarded (create takes only a dead key, update compares
-        versions). A timeout is not retried, so a call waits one command_timeout at most.
-        """
-        try:
-            return await self._query_once(method, template, args)
-        except StoreUnavailable as exc:
-            if not isinstance(exc.__cause__, _BROKEN_CONNECTION):
-                raise
-            # One dead connection means others may be (the server restarted): the pool
-            # replaces each at its next use, so the retry gets a fresh one.
-            await (await self._pools.get()).expire_connections()
-        return await self._query_once(method, template, args)
-
-    async def _query_once(self, method: str, template: str, args: tuple[object, ...]) -> Any:
-        async with self._connection() as conn:
-            run = getattr(conn, method)
-            return await run(self._sql(template), *args, timeout=self.command_timeout)
 
     async def _sweep_batch(self, batch_size: int) -> int | None:
         """Delete one batch under the sweep lock; None if another process holds the lock.
@@ -257,7 +216,7 @@ class PostgresStore(SessionStore):
         for this transaction only), so sweeping does not queue readers' commits behind
         disk flushes; a batch lost in a crash holds expired rows, swept again next time.
         """
-        async with self._connection() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             locked = await conn.fetchval(
                 "SELECT set_config('synchronous_commit', 'off', true) IS NOT NULL"
                 " AND pg_try_advisory_xact_lock($1)",
@@ -271,122 +230,15 @@ class PostgresStore(SessionStore):
             )
         return _rowcount(status)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
-        """Lend a pooled connection; any driver error inside becomes StoreUnavailable."""
-        try:
-            pool = await self._pools.get()
-            async with self._borrowed(pool) as conn:
-                yield conn
-        except _DRIVER_ERRORS as exc:
-            raise self._unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def _borrowed(self, pool: asyncpg.Pool[Any]) -> AsyncIterator[PoolConnectionProxy[Any]]:
-        """Lend a connection and give it back even if the caller is cancelled.
-
-        Giving back waits, shielded, until the server has finished or aborted a cancelled
-        query, so a cancelled call has settled when it returns. (asyncpg shields the
-        release too, but anyio cancel scopes cancel again at every await.) A connection
-        that cannot be given back clean is closed by asyncpg and replaced: the call's own
-        outcome stands, so a cancelled call still ends cancelled.
-        """
-        conn = await pool.acquire(timeout=self.connect_timeout)
-        try:
-            yield conn
-        finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(*_DRIVER_ERRORS):
-                await pool.release(conn)
-
-    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        if isinstance(exc, asyncpg.UndefinedTableError):
-            return StoreUnavailable(
-                f"PostgreSQL table {self._table} does not exist: create it "
-                "(see the store reference for its schema) or pass create_table=True"
-            )
-        if isinstance(exc, TimeoutError):
-            return StoreUnavailable(
-                f"PostgreSQL did not answer in time (connect_timeout={self.connect_timeout}s, "
-                f"command_timeout={self.command_timeout}s); check the server's load and "
-                "reachability, or raise the timeouts"
-            )
-        return StoreUnavailable(
-            f"PostgreSQL session store failed ({type(exc).__name__}: {exc}); check that the "
-            "server is up and the DSN's host, port, user and database are right, then retry"
-        )
-
-    async def _open_pool(self) -> asyncpg.Pool[Any]:
-        """Open (or adopt) this loop's pool and make sure the table exists."""
-        if self._given_pool is not None:
-            pool = self._given_pool
-        else:
-            min_size, max_size = self._pool_size
-            pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=self.connect_timeout,
-                command_timeout=self.command_timeout,
-                connect=_connect_uninterrupted,
-                reset=_keep_session_state,
-            )
-        if self.create_table:
-            try:
-                await self._create_table(pool)
-            except BaseException:
-                self._discard_pool(pool)
-                raise
-        return pool
-
-    async def _create_table(self, pool: asyncpg.Pool[Any]) -> None:
+    async def _create_table(self, conn: PoolConnectionProxy[Any]) -> None:
         """Create schema, table and indexes once, even when many processes start together."""
-        async with self._borrowed(pool) as conn, conn.transaction():
+        async with conn.transaction():
             timeout = self.command_timeout
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._ddl_lock, timeout=timeout)
             if self.schema is not None:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', timeout=timeout)
             if await conn.fetchval("SELECT to_regclass($1)", self._table, timeout=timeout) is None:
                 await conn.execute(self._sql(_CREATE_TABLE), timeout=timeout)
-
-    async def _close_pool(self, pool: asyncpg.Pool[Any]) -> None:
-        """Close an owned pool; it waits for in-flight calls, which all have timeouts."""
-        if pool is not self._given_pool:
-            await pool.close()
-
-    def _discard_pool(self, pool: asyncpg.Pool[Any]) -> None:
-        """Drop an owned pool whose event loop may be gone, without awaiting anything."""
-        if pool is self._given_pool:
-            return
-        with contextlib.suppress(RuntimeError):  # its loop is closed: the sockets
-            pool.terminate()  # then close when the pool is garbage collected
-
-
-async def _connect_uninterrupted(*args: Any, **kwargs: Any) -> asyncpg.Connection[Any]:
-    """Open a connection that a cancelled caller cannot interrupt half-way.
-
-    asyncpg cancelled during its SSL negotiation leaves a failed future nobody reads,
-    logged as "Future exception was never retrieved". So the attempt runs to its end
-    (bounded by connect_timeout), and a connection its caller stopped waiting for is closed.
-    """
-    attempt = asyncio.ensure_future(asyncpg.connect(*args, **kwargs))
-    try:
-        return await asyncio.shield(attempt)
-    except asyncio.CancelledError:
-        attempt.add_done_callback(_close_orphan)
-        raise
-
-
-def _close_orphan(attempt: asyncio.Future[asyncpg.Connection[Any]]) -> None:
-    if not attempt.cancelled() and attempt.exception() is None:
-        attempt.result().terminate()
-
-
-async def _keep_session_state(connection: asyncpg.Connection[Any]) -> None:
-    """Skip asyncpg's reset query on release: the store sets no session state to undo.
-
-    asyncpg still rolls back any transaction left open, so this only saves the extra
-    round trip that ``RESET ALL`` and friends would cost on every call.
-    """
 
 
 def _lock_key(purpose: str, table: str) -> int:
