@@ -25,99 +25,30 @@ Why this shape, on one server and on a Redis Cluster alike:
   as tests do, does not make Redis delete a record the store still holds live).
 - count, ids and all use SCAN (on every primary of a cluster), never KEYS; SCAN may
   repeat a key while Redis resizes its table, so the keys seen are remembered.
-- A cluster client opens at most ``max_connections`` per node and refuses the next one
-  instead of waiting, so on a cluster the store lets that many calls run at once and
-  queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
+
+The Lua scripts live in ``_redis_scripts``; clients, pools and error mapping in ``_redis_client``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Self, cast
-from urllib.parse import urlsplit
+from typing import Any, Self, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisClusterException, RedisError
-
-from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores import _redis_scripts as lua
+from asgi_sessions.stores._redis_client import Client, RedisConnection, each, eval_by_slot, scan
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
     SessionExists,
     SessionRecord,
     SessionStore,
-    StoreUnavailable,
     utc_now,
 )
 
-Client = Redis | RedisCluster
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
 _PAGE_SIZE = 1000
-
-# KEYS[1] record; ARGV now, ttl ms, then field/value pairs. Takes only a dead record's key.
-_CREATE = """
-local expires = redis.call('HGET', KEYS[1], 'expires_at')
-if expires and tonumber(expires) > tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-# ARGV now, ttl ms, expected version, new owner ('-' or '=' .. user_id), owner indexed
-# ('1'/'0'), field/value pairs. 0: refused; 1: index the new owner first; else old owner.
-_UPDATE = """
-local cur = redis.call('HMGET', KEYS[1], 'expires_at', 'version', 'user_id')
-if not cur[1] or tonumber(cur[1]) <= tonumber(ARGV[1]) or cur[2] ~= ARGV[3] then return 0 end
-local owner = cur[3] and ('=' .. cur[3]) or '-'
-if owner ~= ARGV[4] and ARGV[4] ~= '-' and ARGV[5] == '0' then return 1 end
-if ARGV[4] == '-' then redis.call('HDEL', KEYS[1], 'user_id') end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return owner
-"""
-_EXTEND = """
-local expires = redis.call('HGET', KEYS[1], 'expires_at')
-if not expires or tonumber(expires) <= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-_DESTROY = """
-local user_id = redis.call('HGET', KEYS[1], 'user_id')
-redis.call('DEL', KEYS[1])
-return user_id
-"""
-# KEYS: records of one slot. Deletes those expired at ARGV[2] or owned by user ARGV[2].
-_DROP = """
-local n = 0
-for _, key in ipairs(KEYS) do
-  local f = redis.call('HMGET', key, 'expires_at', 'user_id')
-  local hit = f[2] == ARGV[2]
-  if ARGV[1] == 'expired' then hit = f[1] and tonumber(f[1]) <= tonumber(ARGV[2]) end
-  if hit then redis.call('DEL', key); n = n + 1 end
-end
-return n
-"""
-# KEYS[1] index; ARGV member/score pairs: removes a member only if its score is unchanged,
-# so an entry re-added meanwhile by create or update survives.
-_UNINDEX = """
-for i = 1, #ARGV, 2 do
-  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == tonumber(ARGV[i + 1]) then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-  end
-end
-return 0
-"""
 
 
 def _us(moment: datetime) -> int:
@@ -127,23 +58,6 @@ def _us(moment: datetime) -> int:
 
 def _moment(us: bytes) -> datetime:
     return _EPOCH + timedelta(microseconds=int(us))
-
-
-@contextmanager
-def _unavailable(where: str) -> Iterator[None]:
-    """Turn any driver error into StoreUnavailable, so nothing of redis leaks out."""
-    try:
-        yield
-    except (RedisError, RedisClusterException, OSError) as exc:
-        raise StoreUnavailable(
-            f"Redis at {where} failed or did not answer in time ({type(exc).__name__}: "
-            f"{exc}); check that it is running and reachable, and the URL and timeouts"
-        ) from exc
-
-
-class _Pool(NamedTuple):
-    client: Client
-    gate: asyncio.Semaphore | None  # on a cluster: one permit per connection allowed
 
 
 class RedisStore(SessionStore):
@@ -167,57 +81,19 @@ class RedisStore(SessionStore):
         super().__init__(clock=clock)
         if url is not None and client is not None:
             raise TypeError("RedisStore takes a URL or a client, not both")
-        url = url or "redis://localhost:6379/0"
-        parts = urlsplit(url)
-        if parts.scheme not in _SCHEMES:
-            raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(_SCHEMES)}")
         self.prefix = prefix
-        self._url, self._cluster = url.replace("+cluster", "", 1), "+cluster" in parts.scheme
-        where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
-        self._where = "the given client" if client else where
-        self._timeout = socket_timeout
-        self._options: dict[str, Any] = {
-            "socket_connect_timeout": connect_timeout,
-            "socket_timeout": socket_timeout,
-            "max_connections": max_connections,
-            # One retry on a broken connection (Redis restarted, idle socket dropped), none
-            # after a timeout: a call waits about socket_timeout at most (twice on a
-            # cluster, whose client retries once more after refreshing its node map).
-            "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-        }
-        self._given = None if client is None else _Pool(client, None)
-        self._pools: LoopLocal[_Pool] = LoopLocal(self._open, lambda pool: pool.client.aclose())
+        self._redis = RedisConnection(
+            url or "redis://localhost:6379/0",
+            client,
+            connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
+            max_connections=max_connections,
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, ``rediss+cluster://``."""
         return cls(url, **options)
-
-    async def _open(self) -> _Pool:
-        if not self._cluster:
-            pool = BlockingConnectionPool.from_url(
-                self._url, timeout=self._timeout, **self._options
-            )
-            return _Pool(Redis.from_pool(pool), None)
-        # Learn the topology before any concurrent use: redis-py 8.1 can break
-        # connections that commands open while a fresh cluster client initializes.
-        client = await RedisCluster.from_url(self._url, **self._options).initialize()
-        return _Pool(client, asyncio.Semaphore(self._options["max_connections"]))
-
-    @asynccontextmanager
-    async def _use(self, *, gated: bool = True) -> AsyncIterator[Client]:
-        """This event loop's client, for one call; any driver error becomes StoreUnavailable."""
-        with _unavailable(self._where):
-            pool = self._given or await self._pools.get()
-            if pool.gate is None or not gated:
-                yield pool.client
-                return
-            async with asyncio.timeout(self._timeout):
-                await pool.gate.acquire()
-            try:
-                yield pool.client
-            finally:
-                pool.gate.release()
 
     def _record_name(self, key: str) -> str:
         return f"{self.prefix}s:{key}"
@@ -247,7 +123,7 @@ class RedisStore(SessionStore):
         )
 
     async def read(self, key: str) -> SessionRecord | None:
-        async with self._use() as client:
+        async with self._redis.use() as client:
             fields = await client.hgetall(self._record_name(key))
         return self._parse(key, fields, _us(self.clock()))
 
@@ -272,11 +148,11 @@ class RedisStore(SessionStore):
     async def create(self, record: SessionRecord) -> None:
         now, ttl = self._now_and_ttl(record.expires_at)
         fields = self._fields(record, "data", "created_at", "expires_at", "version")
-        async with self._use() as client:
+        async with self._redis.use() as client:
             if record.user_id is not None:
                 await self._link(client, record)
             name = self._record_name(record.key)
-            created = await client.register_script(_CREATE)([name], [now, ttl, *fields])
+            created = await client.register_script(lua.CREATE)([name], [now, ttl, *fields])
         if not created:
             raise SessionExists(f"a live session with key {record.key[:12]}... already exists")
 
@@ -285,8 +161,8 @@ class RedisStore(SessionStore):
         owner = "-" if record.user_id is None else f"={record.user_id}"
         args: list[Any] = [now, ttl, expected_version, owner]
         fields, name = self._fields(record, "data", "expires_at"), self._record_name(record.key)
-        async with self._use() as client:
-            script = client.register_script(_UPDATE)
+        async with self._redis.use() as client:
+            script = client.register_script(lua.UPDATE)
             result = await script([name], [*args, "0", *fields])
             if result == 1:  # the record changes hands: index it under its new user first
                 await self._link(client, record)
@@ -298,29 +174,29 @@ class RedisStore(SessionStore):
         return True
 
     async def destroy(self, key: str) -> None:
-        async with self._use() as client:
-            user_id = await client.register_script(_DESTROY)([self._record_name(key)])
+        async with self._redis.use() as client:
+            user_id = await client.register_script(lua.DESTROY)([self._record_name(key)])
             if user_id is not None:
                 await client.zrem(self._index_name(user_id.decode()), key)
 
     async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
         now, ttl = self._now_and_ttl(expires_at)
-        async with self._use() as client:
+        async with self._redis.use() as client:
             name = self._record_name(key)
-            await client.register_script(_EXTEND)([name], [now, ttl, _us(expires_at)])
+            await client.register_script(lua.EXTEND)([name], [now, ttl, _us(expires_at)])
 
     async def cleanup_expired_sessions(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
     ) -> int:
         """Delete records expired by the store clock, then drop or re-score due index entries."""
         now, removed = _us(self.clock()), 0
-        async with self._use() as client:
-            async for names in self._scan(client, "s", batch_size):
-                if deleted := await self._drop(client, names, "expired", now):
+        async with self._redis.use() as client:
+            async for names in scan(client, f"{self.prefix}s:", batch_size):
+                if deleted := await eval_by_slot(client, lua.DROP, names, "expired", now):
                     removed += deleted
                     if progress is not None:
                         progress(removed)
-            async for indexes in self._scan(client, "u", batch_size):
+            async for indexes in scan(client, f"{self.prefix}u:", batch_size):
                 for index in indexes:
                     await self._sweep_index(client, index, now, batch_size)
         return removed
@@ -333,7 +209,7 @@ class RedisStore(SessionStore):
             await client.zrangebyscore(index, "-inf", now, 0, batch_size, withscores=True),
         ):
             names = [self._record_name(member.decode()) for member, _ in due]
-            found = await self._each(client, "HMGET", names, "user_id", "expires_at")
+            found = await each(client, "HMGET", names, "user_id", "expires_at")
             live = {
                 member: int(expires)
                 for (member, _), (user_id, expires) in zip(due, found, strict=True)
@@ -346,15 +222,15 @@ class RedisStore(SessionStore):
             if live:
                 await client.zadd(index, live)
             if dead:
-                await client.register_script(_UNINDEX)([index], dead)
+                await client.register_script(lua.UNINDEX)([index], dead)
             if len(due) < batch_size:
                 return
 
     async def clear(self) -> int:
         removed = 0
-        async with self._use() as client:
+        async with self._redis.use() as client:
             for kind in ("s", "u"):
-                async for names in self._scan(client, kind, _PAGE_SIZE):
+                async for names in scan(client, f"{self.prefix}{kind}:", _PAGE_SIZE):
                     unlinked = await client.unlink(*names)
                     removed += unlinked if kind == "s" else 0
         return removed
@@ -364,9 +240,9 @@ class RedisStore(SessionStore):
 
     async def ids(self) -> list[str]:
         now, found = _us(self.clock()), dict[str, None]()  # a dict drops SCAN's repeats, in order
-        async with self._use() as client:
-            async for names in self._scan(client, "s", _PAGE_SIZE):
-                expiries = await self._each(client, "HGET", names, "expires_at")
+        async with self._redis.use() as client:
+            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
+                expiries = await each(client, "HGET", names, "expires_at")
                 for name, expires in zip(names, expiries, strict=True):
                     if expires is not None and int(expires) > now:
                         found[self._key_of(name)] = None
@@ -378,20 +254,20 @@ class RedisStore(SessionStore):
         Not gated on a cluster, so the caller may use the store between records.
         """
         seen: set[bytes] = set()
-        async with self._use(gated=False) as client:
-            async for names in self._scan(client, "s", _PAGE_SIZE):
+        async with self._redis.use(gated=False) as client:
+            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
                 fresh = [name for name in names if name not in seen]
                 seen.update(fresh)
-                found, now = await self._each(client, "HGETALL", fresh), _us(self.clock())
+                found, now = await each(client, "HGETALL", fresh), _us(self.clock())
                 for name, fields in zip(fresh, found, strict=True):
                     if (record := self._parse(self._key_of(name), fields, now)) is not None:
                         yield record
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
-        async with self._use() as client:
+        async with self._redis.use() as client:
             members = cast(list[bytes], await client.zrange(self._index_name(user_id), 0, -1))
             keys = [member.decode() for member in members]
-            found = await self._each(client, "HGETALL", [self._record_name(k) for k in keys])
+            found = await each(client, "HGETALL", [self._record_name(k) for k in keys])
         now = _us(self.clock())
         records = [self._parse(key, fields, now) for key, fields in zip(keys, found, strict=True)]
         mine = [r for r in records if r is not None and r.user_id == user_id]
@@ -401,51 +277,12 @@ class RedisStore(SessionStore):
         doomed = [r.key for r in await self.user_sessions(user_id) if r.key != keep]
         if not doomed:
             return 0
-        async with self._use() as client:
+        async with self._redis.use() as client:
             names = [self._record_name(key) for key in doomed]
-            removed = await self._drop(client, names, "user", user_id)
+            removed = await eval_by_slot(client, lua.DROP, names, "user", user_id)
             await client.zrem(self._index_name(user_id), *doomed)
         return removed
 
     async def close(self) -> None:
         """Close the connections this store opened; a client passed in stays open."""
-        with _unavailable(self._where):
-            await self._pools.close()
-
-    # -- batches -----------------------------------------------------------------------
-
-    async def _scan(self, client: Client, kind: str, size: int) -> AsyncIterator[list[bytes]]:
-        """Yield this store's keys of one kind in lists of at most ``size``, by SCAN."""
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + kind + ":*"
-        batch: list[bytes] = []
-        async for name in client.scan_iter(match=pattern, count=size):
-            batch.append(name)
-            if len(batch) == size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    @staticmethod
-    async def _each(
-        client: Client, command: str, names: Sequence[bytes | str], *args: Any
-    ) -> list[Any]:
-        """Run ``command name *args`` for every name in one pipeline (one trip per node)."""
-        if not names:
-            return []
-        pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.execute_command(command, name, *args)
-        return list(await pipe.execute())
-
-    @staticmethod
-    async def _drop(client: Client, names: Sequence[bytes | str], mode: str, arg: str | int) -> int:
-        """Run the _DROP script over ``names``, once per cluster slot; return how many went."""
-        groups: dict[int, list[bytes | str]] = {}
-        for name in names:
-            slot = client.keyslot(name) if isinstance(client, RedisCluster) else 0
-            groups.setdefault(slot, []).append(name)
-        pipe = client.pipeline(transaction=False)
-        for group in groups.values():
-            pipe.execute_command("EVAL", _DROP, len(group), *group, mode, arg)
-        return sum(await pipe.execute()) if groups else 0
+        await self._redis.close()

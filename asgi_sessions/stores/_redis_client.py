@@ -1,0 +1,156 @@
+"""How RedisStore reaches Redis: a client per event loop, built from a URL or given.
+
+Kept apart from the store so that it reads as keys and commands. Here:
+
+- A URL builds a client for one server (``redis://``, ``rediss://``, ``unix://``) or for
+  a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``), once per event loop.
+- A cluster client opens at most ``max_connections`` per node and refuses the next one
+  instead of waiting, so on a cluster a gate lets that many calls run at once and
+  queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
+- Every driver error becomes ``StoreUnavailable``, so nothing of redis leaks out.
+- Batches go in one pipeline: one round trip per node, one script call per slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisClusterException, RedisError
+
+from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores.base import StoreUnavailable
+
+__all__ = ["SCHEMES", "Client", "RedisConnection", "each", "eval_by_slot", "scan", "unavailable"]
+
+Client = Redis | RedisCluster
+SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+
+
+@contextmanager
+def unavailable(where: str) -> Iterator[None]:
+    """Turn any driver error into StoreUnavailable, so nothing of redis leaks out."""
+    try:
+        yield
+    except (RedisError, RedisClusterException, OSError) as exc:
+        raise StoreUnavailable(
+            f"Redis at {where} failed or did not answer in time ({type(exc).__name__}: "
+            f"{exc}); check that it is running and reachable, and the URL and timeouts"
+        ) from exc
+
+
+class _Pool(NamedTuple):
+    client: Client
+    gate: asyncio.Semaphore | None  # on a cluster: one permit per connection allowed
+
+
+class RedisConnection:
+    """One store's clients: opened lazily per event loop from a URL, or the caller's own."""
+
+    def __init__(
+        self,
+        url: str,
+        client: Client | None,
+        *,
+        connect_timeout: float,
+        socket_timeout: float,
+        max_connections: int,
+    ) -> None:
+        """Check ``url`` now, connect on first use; a ``client`` passed in is never closed."""
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
+        self._url, self._cluster = url.replace("+cluster", "", 1), "+cluster" in parts.scheme
+        where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
+        self._where = "the given client" if client else where
+        self._timeout = socket_timeout
+        self._options: dict[str, Any] = {
+            "socket_connect_timeout": connect_timeout,
+            "socket_timeout": socket_timeout,
+            "max_connections": max_connections,
+            # One retry on a broken connection (Redis restarted, idle socket dropped), none
+            # after a timeout: a call waits about socket_timeout at most (twice on a
+            # cluster, whose client retries once more after refreshing its node map).
+            "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        }
+        self._given = None if client is None else _Pool(client, None)
+        self._pools: LoopLocal[_Pool] = LoopLocal(self._open, lambda pool: pool.client.aclose())
+
+    async def _open(self) -> _Pool:
+        if not self._cluster:
+            pool = BlockingConnectionPool.from_url(
+                self._url, timeout=self._timeout, **self._options
+            )
+            return _Pool(Redis.from_pool(pool), None)
+        # Learn the topology before any concurrent use: redis-py 8.1 can break
+        # connections that commands open while a fresh cluster client initializes.
+        client = await RedisCluster.from_url(self._url, **self._options).initialize()
+        return _Pool(client, asyncio.Semaphore(self._options["max_connections"]))
+
+    @asynccontextmanager
+    async def use(self, *, gated: bool = True) -> AsyncIterator[Client]:
+        """This event loop's client, for one call; any driver error becomes StoreUnavailable."""
+        with unavailable(self._where):
+            pool = self._given or await self._pools.get()
+            if pool.gate is None or not gated:
+                yield pool.client
+                return
+            async with asyncio.timeout(self._timeout):
+                await pool.gate.acquire()
+            try:
+                yield pool.client
+            finally:
+                pool.gate.release()
+
+    async def close(self) -> None:
+        """Close the clients opened here, in this event loop; a given client stays open."""
+        with unavailable(self._where):
+            await self._pools.close()
+
+
+async def each(client: Client, command: str, names: Sequence[bytes | str], *args: Any) -> list[Any]:
+    """Run ``command name *args`` for every name in one pipeline (one trip per node)."""
+    if not names:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.execute_command(command, name, *args)
+    return list(await pipe.execute())
+
+
+async def eval_by_slot(
+    client: Client, script: str, names: Sequence[bytes | str], *args: Any
+) -> int:
+    """Run ``script`` over ``names`` then ``args``, once per cluster slot; sum the results."""
+    groups: dict[int, list[bytes | str]] = {}
+    for name in names:
+        slot = client.keyslot(name) if isinstance(client, RedisCluster) else 0
+        groups.setdefault(slot, []).append(name)
+    pipe = client.pipeline(transaction=False)
+    for group in groups.values():
+        pipe.execute_command("EVAL", script, len(group), *group, *args)
+    return sum(await pipe.execute()) if groups else 0
+
+
+async def scan(client: Client, prefix: str, size: int) -> AsyncIterator[list[bytes]]:
+    """Yield the keys starting with ``prefix`` (taken literally) in lists of at most ``size``.
+
+    Uses SCAN, never KEYS; on a cluster the client scans every primary.
+    """
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    batch: list[bytes] = []
+    async for name in client.scan_iter(match=pattern, count=size):
+        batch.append(name)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
