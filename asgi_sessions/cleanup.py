@@ -24,8 +24,11 @@ async def run_cleanup(store: SessionStore, interval: float, *, jitter: float = 0
     """Sweep ``store`` every ``interval`` seconds (±``jitter`` of it) until cancelled.
 
     The jitter keeps many workers from sweeping in step. A failed sweep is logged
-    and tried again at the next interval; it never ends the loop.
+    and tried again at the next interval; it never ends the loop. Cancelling ends it
+    even if a store's driver dropped the cancellation, so shutdown cannot hang.
     """
+    task = asyncio.current_task()
+    requested = task.cancelling() if task is not None else 0
     while True:
         await asyncio.sleep(interval * random.uniform(1 - jitter, 1 + jitter))
         try:
@@ -34,6 +37,8 @@ async def run_cleanup(store: SessionStore, interval: float, *, jitter: float = 0
             logger.exception("expired-session cleanup failed; retrying in %.0fs", interval)
         else:
             logger.debug("removed %d expired sessions", removed)
+        if task is not None and task.cancelling() > requested:
+            raise asyncio.CancelledError
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ a plain redis-py client, on one server and on a three-primary cluster alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -417,3 +418,21 @@ async def test_a_store_from_url_talks_to_its_server(
         await store.create(record)
         assert await store.read(record.key) == record
         assert await store.clear() == 1
+
+
+async def test_a_cancelled_call_always_ends_cancelled(store: RedisStore) -> None:
+    """redis-py 8 may drop a cancellation and return normally; the store must not."""
+    record = new_record(store.clock)
+    await store.create(record)
+    swallowed: list[int] = []
+    for step in range(40):
+        for call in (lambda: store.read(record.key), store.cleanup_expired_sessions):
+            task = asyncio.create_task(call())
+            await asyncio.sleep(step * 0.0001)
+            if not task.cancel():
+                continue  # already finished: nothing to cancel
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+                swallowed.append(step)
+    assert swallowed == []
+    assert await store.read(record.key) == record

@@ -97,18 +97,27 @@ class RedisConnection:
 
     @asynccontextmanager
     async def use(self, *, gated: bool = True) -> AsyncIterator[Client]:
-        """This event loop's client, for one call; any driver error becomes StoreUnavailable."""
+        """This event loop's client, for one call; any driver error becomes StoreUnavailable.
+
+        redis-py 8 sometimes returns normally from a command whose task was cancelled,
+        dropping the cancellation; a call that ends that way raises CancelledError, so
+        a cancelled request or a stopping sweeper really stops.
+        """
+        task = asyncio.current_task()
+        requested = task.cancelling() if task is not None else 0
         with unavailable(self._where):
             pool = self._given or await self._pools.get()
             if pool.gate is None or not gated:
                 yield pool.client
-                return
-            async with asyncio.timeout(self._timeout):
-                await pool.gate.acquire()
-            try:
-                yield pool.client
-            finally:
-                pool.gate.release()
+            else:
+                async with asyncio.timeout(self._timeout):
+                    await pool.gate.acquire()
+                try:
+                    yield pool.client
+                finally:
+                    pool.gate.release()
+        if task is not None and task.cancelling() > requested:
+            raise asyncio.CancelledError
 
     async def close(self) -> None:
         """Close the clients opened here, in this event loop; a given client stays open."""
