@@ -888,6 +888,35 @@ class StoreConformance:
         assert await store.update(changed, expected_version=current.version) is True
         assert len(await store.ids()) == await store.count()
 
+    async def test_a_cancelled_call_ends_cancelled(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        """A call cancelled before it finished raises CancelledError: a driver that drops
+        the cancellation would keep a stopping task (a sweeper at shutdown) running."""
+        record = new_record(clock)
+        await store.create(record)
+        calls: list[Callable[[], Awaitable[object]]] = [
+            partial(store.read, record.key),
+            partial(store.extend_lifetime, record.key, record.expires_at),
+            store.count,
+            store.cleanup_expired_sessions,
+        ]
+        finished_anyway = []
+        for step in range(30):
+            for call in calls:
+                task = asyncio.ensure_future(call())
+                for _ in range(step):
+                    await asyncio.sleep(0)
+                if not task.cancel():
+                    continue  # it had finished: there was nothing to cancel
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    continue
+                finished_anyway.append((getattr(call, "func", call).__name__, step))
+        assert finished_anyway == [], "cancelled calls returned normally"
+        assert await store.read(record.key) == record
+
     # -- an unreachable server -----------------------------------------------------
 
     async def test_an_unreachable_server_raises_store_unavailable_from_every_call(
