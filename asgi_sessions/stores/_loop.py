@@ -60,15 +60,6 @@ class LoopLocal(Generic[T]):
                 slot.resource, slot.guard = resource, guard
             return slot.resource
 
-    @property
-    def current(self) -> T | None:
-        """The resource if it is open in the running loop, else None."""
-        try:
-            slot = self._slots.get(asyncio.get_running_loop())
-        except RuntimeError:
-            return None
-        return slot.resource if slot is not None else None
-
     async def close(self) -> None:
         """Close the running loop's resource; others close with their own loops."""
         self._forget_closed_loops()
