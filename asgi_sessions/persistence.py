@@ -8,7 +8,6 @@ that was destroyed elsewhere. Nothing here knows about cookies or HTTP.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -23,7 +22,14 @@ from asgi_sessions.exceptions import (
     StoreUnavailable,
 )
 from asgi_sessions.serializers import JSONSerializer, Serializer
-from asgi_sessions.session import EXPIRY_KEY, Lifetime, Session, UnloadedSession, seconds
+from asgi_sessions.session import (
+    EXPIRY_KEY,
+    Lifetime,
+    Session,
+    UnloadedSession,
+    check_own_expiry,
+    seconds,
+)
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 
 logger = logging.getLogger("asgi_sessions")
@@ -94,23 +100,6 @@ class SessionBackend:
         raise SessionExists(f"{_ATTEMPTS} new session tokens in a row were taken; check genid")
 
 
-def _check_own_expiry(own: Any, now: datetime) -> None:
-    """Raise CorruptSession unless ``own`` is a ``set_expiry`` value as this library stores
-    it: seconds that fit in a datetime, or an aware ISO datetime. Anything else would fail
-    at commit, turning a tampered record into a 500."""
-    if own is None:
-        return
-    if isinstance(own, str):
-        with contextlib.suppress(ValueError):
-            if datetime.fromisoformat(own).tzinfo is not None:
-                return
-    elif isinstance(own, int | float) and not isinstance(own, bool) and own >= 0:
-        with contextlib.suppress(OverflowError):
-            now + timedelta(seconds=own)
-            return
-    raise CorruptSession(f"its own expiry {own!r} is neither seconds nor an aware datetime")
-
-
 class ActiveSession:
     """One request's session: the Session dict, the token and record behind it."""
 
@@ -146,7 +135,7 @@ class ActiveSession:
             return
         try:
             data = self.backend.serializer.loads(record.data)
-            _check_own_expiry(data.get(EXPIRY_KEY), self.backend.store.clock())
+            check_own_expiry(data.get(EXPIRY_KEY), self.backend.store.clock())
         except CorruptSession as exc:
             logger.error("session %s... is unreadable, ignored: %s", key[:16], exc)
         else:

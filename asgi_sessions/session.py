@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from asgi_sessions.exceptions import SessionNotLoaded, StoreUnavailable
+from asgi_sessions.exceptions import CorruptSession, SessionNotLoaded, StoreUnavailable
 
 EXPIRY_KEY = "_session_expiry"
 """Where a session's own ``set_expiry`` value is kept in its data, as in Django."""
@@ -59,6 +60,23 @@ class Lifetime:
         if isinstance(own, int | float) and own > 0:
             return now + timedelta(seconds=own)
         return min(now + self.idle, created_at + self.absolute)
+
+
+def check_own_expiry(own: Any, now: datetime) -> None:
+    """Raise CorruptSession unless ``own`` is a ``set_expiry`` value as this library stores
+    it: seconds that fit in a datetime, or an aware ISO datetime. Anything else would fail
+    at commit, turning a tampered record into a 500."""
+    if own is None:
+        return
+    if isinstance(own, str):
+        with contextlib.suppress(ValueError):
+            if datetime.fromisoformat(own).tzinfo is not None:
+                return
+    elif isinstance(own, int | float) and not isinstance(own, bool) and own >= 0:
+        with contextlib.suppress(OverflowError):
+            now + timedelta(seconds=own)
+            return
+    raise CorruptSession(f"its own expiry {own!r} is neither seconds nor an aware datetime")
 
 
 class SessionHandle(Protocol):
