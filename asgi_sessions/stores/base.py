@@ -2,8 +2,13 @@
 
 A store keeps ``SessionRecord`` rows by key. It knows keys, bytes and expiry
 times; it knows nothing of HTTP, cookies, tokens or the ``Session`` dict.
-Every method below is the whole contract for that call; the conformance suite in
-``asgi_sessions.testing`` checks each sentence.
+Each method's docstring is the whole contract for that call; the conformance
+suite in ``asgi_sessions.testing`` checks each sentence.
+
+A store author implements the abstract methods. The base class does the
+bookkeeping around them once: the batch-and-progress loop of cleanup, and
+``count()``/``ids()`` built on ``all()`` (override them where the backend can
+answer faster).
 """
 
 from __future__ import annotations
@@ -11,19 +16,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from asgi_sessions.exceptions import SessionExists, StoreUnavailable
 
 __all__ = [
+    "CONTRACT",
     "Clock",
     "ProgressCallback",
     "SessionExists",
     "SessionRecord",
     "SessionStore",
     "StoreUnavailable",
+    "from_microseconds",
+    "key_taken",
+    "to_microseconds",
     "utc_now",
 ]
 
@@ -33,10 +42,28 @@ Clock = Callable[[], datetime]
 ProgressCallback = Callable[[int], None]
 """Called by long jobs with the running total of rows handled so far."""
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 def utc_now() -> datetime:
     """Return the current time as an aware UTC datetime: the default clock."""
     return datetime.now(UTC)
+
+
+def to_microseconds(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since the epoch: exact, unlike a float."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_microseconds(micros: int) -> datetime:
+    """The aware UTC datetime ``micros`` microseconds after the epoch."""
+    return _EPOCH + micros * _MICROSECOND
+
+
+def key_taken(key: str) -> SessionExists:
+    """The error ``create`` raises when a live record already has ``key``."""
+    return SessionExists(f"a live session with key {key[:12]}... already exists")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +85,28 @@ class SessionRecord:
 
 
 class SessionStore(ABC):
-    """An async session backend. Subclasses implement every abstract method.
+    """An async session backend.
 
-    Records whose ``expires_at`` is at or before ``self.clock()`` do not exist for
-    any reader, whether or not cleanup has removed them yet. Stores connect lazily
-    on first use and reconnect when called from a different event loop. Driver
-    errors surface as ``StoreUnavailable``.
+    A record whose ``expires_at`` is at or before ``self.clock()`` does not exist for
+    any reader, whether or not cleanup has removed it yet. A write never brings back a
+    record that has expired by the store's clock or by its server's own clock (for an
+    embedded store, this host's clock), so a worker whose clock runs slow cannot revive
+    a session. Stores connect lazily on first use and reconnect when called from a
+    different event loop. Any failure of the backend surfaces as ``StoreUnavailable``;
+    a value the backend refuses surfaces as ``ValueError``.
     """
 
     persistent: bool = True
     """Whether records outlive the store object (close, then a new store, same place).
 
     A class attribute a store may override per instance (an in-memory SQLite is not)."""
+
+    cleanup_grace: ClassVar[timedelta] = timedelta(minutes=15)
+    """How long past its expiry a record is kept before cleanup deletes it.
+
+    Readers stop seeing a record at ``expires_at``; cleanup waits this much longer, so a
+    worker whose clock runs up to this far ahead never deletes a session that is live
+    by its neighbours' clocks."""
 
     def __init__(self, *, clock: Clock = utc_now) -> None:
         self.clock = clock
@@ -79,13 +116,16 @@ class SessionStore(ABC):
         """Build the store from a URL; ``create_store`` calls this. Override to support it."""
         raise TypeError(f"{cls.__name__} cannot be built from a URL; construct it directly")
 
+    # -- one record ------------------------------------------------------------------
+
     @abstractmethod
     async def read(self, key: str) -> SessionRecord | None:
         """Return the live record for ``key``, or None if absent or expired."""
 
     @abstractmethod
     async def create(self, record: SessionRecord) -> None:
-        """Insert ``record`` as given; raise SessionExists if a live record has its key."""
+        """Insert ``record`` as given; raise SessionExists (``key_taken``) if a live record
+        has its key. An expired record under that key is replaced."""
 
     @abstractmethod
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
@@ -97,34 +137,72 @@ class SessionStore(ABC):
         """
 
     @abstractmethod
-    async def destroy(self, key: str) -> None:
-        """Delete the record for ``key``; a missing key is not an error."""
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete the record for ``key``; True if a live record was removed.
+
+        With ``expected_version``, delete it only if its stored version is that one (a
+        retire that loses to a concurrent update returns False and removes nothing).
+        A missing key is not an error: it returns False.
+        """
 
     @abstractmethod
-    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
-        """Set a live record's ``expires_at`` without touching its data or version."""
+    async def extend_lifetime(
+        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+    ) -> bool:
+        """Set a live record's ``expires_at`` without touching its data or version.
 
-    @abstractmethod
+        With ``expected_version``, only if its stored version is that one, so a slide
+        never undoes a concurrent update. True if the expiry moved; False if the record
+        is gone, expired or changed.
+        """
+
+    # -- many records ----------------------------------------------------------------
+
     async def cleanup_expired_sessions(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
     ) -> int:
-        """Delete expired records in batches of at most ``batch_size``; return how many."""
+        """Delete records expired more than ``cleanup_grace`` ago, a batch at a time.
+
+        Returns how many were removed; ``progress`` hears the running total after each
+        batch (once with 0 when there was nothing to remove).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        total = 0
+        async for removed in self.delete_expired(self.clock() - self.cleanup_grace, batch_size):
+            total += removed
+            if progress is not None and removed:
+                progress(total)
+        if progress is not None and total == 0:
+            progress(0)
+        return total
+
+    @abstractmethod
+    def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
+        """Delete records whose ``expires_at`` is at or before ``before``, in batches of at
+        most ``batch_size``, yielding how many each batch removed.
+
+        Each batch is its own short step, so readers and writers are never held up for
+        long. A store may stop early when another process is already sweeping.
+        """
 
     @abstractmethod
     async def clear(self) -> int:
         """Delete every record, live or expired; return how many were removed."""
 
-    @abstractmethod
     async def count(self) -> int:
         """Return the number of live records."""
+        return sum([1 async for _ in self.all()])
 
-    @abstractmethod
     async def ids(self) -> list[str]:
         """Return the keys of all live records."""
+        return [record.key async for record in self.all()]
 
     @abstractmethod
     def all(self) -> AsyncIterator[SessionRecord]:
-        """Yield every live record, streaming so memory stays bounded."""
+        """Yield every live record once, streaming so memory stays bounded."""
+
+    # -- a user's records --------------------------------------------------------------
 
     @abstractmethod
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
@@ -132,7 +210,11 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        """Delete every record of ``user_id`` except the one keyed ``keep``; return how many."""
+        """Delete every record of ``user_id`` except the one keyed ``keep``, whatever its
+        expiry (a clock running fast must not spare a live session); return how many
+        were removed."""
+
+    # -- lifecycle -------------------------------------------------------------------
 
     @abstractmethod
     async def close(self) -> None:
@@ -148,3 +230,22 @@ class SessionStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+CONTRACT: tuple[str, ...] = (
+    "read",
+    "create",
+    "update",
+    "destroy",
+    "extend_lifetime",
+    "cleanup_expired_sessions",
+    "delete_expired",
+    "clear",
+    "count",
+    "ids",
+    "all",
+    "user_sessions",
+    "destroy_user_sessions",
+    "close",
+)
+"""Every call of the contract, in the order above: what wrappers and suites cover."""

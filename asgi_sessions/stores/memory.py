@@ -9,10 +9,9 @@ from typing import Any, Self
 
 from asgi_sessions.stores.base import (
     Clock,
-    ProgressCallback,
-    SessionExists,
     SessionRecord,
     SessionStore,
+    key_taken,
     utc_now,
 )
 
@@ -31,9 +30,11 @@ class MemoryStore(SessionStore):
         """``memory://`` takes no parameters; keyword options go to the constructor."""
         return cls(**options)
 
-    def _live(self, key: str) -> SessionRecord | None:
+    def _live(self, key: str, *, writing: bool = False) -> SessionRecord | None:
+        """The record for ``key`` if live; for a write, live by this host's clock too."""
         record = self._records.get(key)
-        if record is None or record.expires_at <= self.clock():
+        now = max(self.clock(), utc_now()) if writing else self.clock()
+        if record is None or record.expires_at <= now:
             return None
         return record
 
@@ -42,11 +43,11 @@ class MemoryStore(SessionStore):
 
     async def create(self, record: SessionRecord) -> None:
         if self._live(record.key) is not None:
-            raise SessionExists(f"a session with key {record.key[:12]}... already exists")
+            raise key_taken(record.key)
         self._records[record.key] = record
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
-        current = self._live(record.key)
+        current = self._live(record.key, writing=True)
         if current is None or current.version != expected_version:
             return False
         self._records[record.key] = dataclasses.replace(
@@ -58,50 +59,49 @@ class MemoryStore(SessionStore):
         )
         return True
 
-    async def destroy(self, key: str) -> None:
-        self._records.pop(key, None)
-
-    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
         current = self._live(key)
-        if current is not None:
-            self._records[key] = dataclasses.replace(current, expires_at=expires_at)
+        if current is None and expected_version is not None:
+            return False
+        if current is not None and expected_version not in (None, current.version):
+            return False
+        self._records.pop(key, None)
+        return current is not None
 
-    async def cleanup_expired_sessions(
-        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
-    ) -> int:
-        now = self.clock()
-        expired = [key for key, record in self._records.items() if record.expires_at <= now]
+    async def extend_lifetime(
+        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+    ) -> bool:
+        current = self._live(key, writing=True)
+        if current is None or expected_version not in (None, current.version):
+            return False
+        self._records[key] = dataclasses.replace(current, expires_at=expires_at)
+        return True
+
+    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
+        expired = [key for key, record in self._records.items() if record.expires_at <= before]
         for start in range(0, len(expired), batch_size):
             for key in expired[start : start + batch_size]:
                 del self._records[key]
-            if progress is not None:
-                progress(min(start + batch_size, len(expired)))
-        return len(expired)
+            yield len(expired[start : start + batch_size])
 
     async def clear(self) -> int:
         removed = len(self._records)
         self._records.clear()
         return removed
 
-    async def count(self) -> int:
-        return len(await self.ids())
-
-    async def ids(self) -> list[str]:
-        return [key for key in list(self._records) if self._live(key) is not None]
-
     async def all(self) -> AsyncIterator[SessionRecord]:
-        for key in await self.ids():
+        for key in list(self._records):
             record = self._live(key)
             if record is not None:
                 yield record
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
-        records = [r for r in self._records.values() if r.user_id == user_id]
         now = self.clock()
-        return sorted((r for r in records if r.expires_at > now), key=lambda r: r.created_at)
+        mine = [r for r in self._records.values() if r.user_id == user_id and r.expires_at > now]
+        return sorted(mine, key=lambda r: (r.created_at, r.key))
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        doomed = [r.key for r in await self.user_sessions(user_id) if r.key != keep]
+        doomed = [r.key for r in self._records.values() if r.user_id == user_id and r.key != keep]
         for key in doomed:
             del self._records[key]
         return len(doomed)
