@@ -6,6 +6,7 @@
 from asgi_sessions.exceptions import (
     CorruptSession,
     InsecureConfiguration,
+    SessionConflict,
     SessionError,
     SessionExists,
     SessionNotLoaded,
@@ -27,6 +28,7 @@ __all__ = [
     "JSONSerializer",
     "Serializer",
     "Session",
+    "SessionConflict",
     "SessionError",
     "SessionExists",
     "SessionMiddleware",

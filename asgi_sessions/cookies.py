@@ -1,4 +1,5 @@
-"""Reading the session token from a Cookie header and writing Set-Cookie values."""
+"""The session cookie on the wire: reading the token from Cookie headers, writing
+Set-Cookie, and the caching headers a response that carries a session needs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from asgi_sessions.exceptions import InsecureConfiguration
 SameSite = Literal["lax", "strict", "none"]
 
 EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+_SHARED_CACHE_HEADERS = (b"cdn-cache-control", b"surrogate-control")
+"""Cache headers aimed at CDNs and proxies only (RFC 9213): they would override
+``Cache-Control: private`` there, so a response setting a session cookie drops them."""
 
 _WHITESPACE = " \t"
 """What RFC 6265 allows around a cookie pair; ``str.strip()`` would also remove
@@ -93,3 +98,53 @@ class CookiePolicy:
         if self.partitioned:
             parts.append("partitioned")
         return "; ".join(parts)
+
+
+def add_session_headers(headers: list[tuple[bytes, bytes]], set_cookie: str | None) -> None:
+    """Make a response that used the session say so: ``Vary: Cookie``, and, when it sets
+    the cookie (``set_cookie``), never cacheable by a shared cache.
+
+    The raw header list is edited in place: cheaper than MutableHeaders, same result.
+    """
+    _vary_on_cookie(headers)
+    if set_cookie is None:
+        return
+    headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+    _never_publicly_cached(headers)
+
+
+def _never_publicly_cached(headers: list[tuple[bytes, bytes]]) -> None:
+    """Keep the app's Cache-Control only when it already keeps the response out of shared
+    caches (``no-store``, or ``private`` without ``public``); otherwise send ``no-store``.
+
+    A shared cache that stored a response carrying a session cookie would hand that
+    token to other visitors.
+    """
+    directives: set[str] = set()
+    for name, value in headers:
+        if name == b"cache-control":
+            for part in value.decode("latin-1").lower().split(","):
+                directives.add(part.split("=", 1)[0].strip())
+    private = "no-store" in directives or ("private" in directives and "public" not in directives)
+    if private and not directives & {"s-maxage"}:
+        headers[:] = [(n, v) for n, v in headers if n not in _SHARED_CACHE_HEADERS]
+        return
+    headers[:] = [
+        (n, v) for n, v in headers if n != b"cache-control" and n not in _SHARED_CACHE_HEADERS
+    ]
+    headers.append((b"cache-control", b"no-store"))
+
+
+def _vary_on_cookie(headers: list[tuple[bytes, bytes]]) -> None:
+    """Make the response's ``Vary`` name ``Cookie``, as ``MutableHeaders`` would set it:
+    the first Vary header gains ``, Cookie`` and any later ones are dropped."""
+    found = [index for index, (name, _) in enumerate(headers) if name == b"vary"]
+    if not found:
+        headers.append((b"vary", b"Cookie"))
+        return
+    vary = headers[found[0]][1].decode("latin-1")
+    if "cookie" in vary.lower() or vary.strip() == "*":
+        return
+    headers[found[0]] = (b"vary", f"{vary}, Cookie".encode("latin-1") if vary else b"Cookie")
+    for index in reversed(found[1:]):
+        del headers[index]

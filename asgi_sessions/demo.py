@@ -125,11 +125,16 @@ async def home(request: Request) -> Response:
 async def login(request: Request, form: dict[str, str]) -> Response:
     session = _session(request)
     name = form.get("name", "").strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        session.flash(f"Please enter a name of 1 to {MAX_NAME_LENGTH} characters.", "error")
+    try:
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise ValueError("too short or too long")
+        session.user_id = name  # refuses control characters: a name must be printable
+    except ValueError:
+        session.flash(
+            f"Please enter a name of 1 to {MAX_NAME_LENGTH} printable characters.", "error"
+        )
         return _see_other("/")
     session.regenerate()  # a new ID on login, so a planted cookie never gains a user
-    session.user_id = name
     session["visits"] = 0
     session.flash(f"Welcome, {name}!")
     return _see_other("/")

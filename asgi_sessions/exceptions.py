@@ -2,6 +2,8 @@
 
     SessionError                    base of everything below
     ├── StoreUnavailable            the store is down or timing out; answered with 503
+    ├── SessionConflict             the session was ended or kept changing while a request
+    │                               saved it; nothing was saved; answered with 503
     ├── SessionExists               create() was given a key that is already taken
     ├── SessionTooLarge             serialized data is over max_size (also a ValueError)
     ├── UnserializableValue         a value cannot be serialized (also a TypeError)
@@ -19,6 +21,13 @@ class SessionError(Exception):
 
 class StoreUnavailable(SessionError):
     """The store could not be reached or did not answer in time; retry later."""
+
+
+class SessionConflict(SessionError):
+    """The session was ended (logout, revoke) or kept changing while this request saved it.
+
+    Nothing of the request was saved. The store is healthy: retrying the request is safe.
+    """
 
 
 class SessionExists(SessionError):

@@ -3,41 +3,59 @@ the response starts. A drop-in for Starlette's cookie ``SessionMiddleware``."""
 
 from __future__ import annotations
 
-import math
+import logging
 import os
-from datetime import timedelta
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_sessions import cleanup
-from asgi_sessions.cookies import CookiePolicy, SameSite
-from asgi_sessions.exceptions import InsecureConfiguration, StoreUnavailable
-from asgi_sessions.persistence import (
-    DEFAULT_ABSOLUTE_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_SIZE,
-    ActiveSession,
-    SessionBackend,
-)
-from asgi_sessions.serializers import Serializer
-from asgi_sessions.session import Lifetime, UnavailableSession, seconds
+from asgi_sessions.cookies import CookiePolicy, SameSite, add_session_headers
+from asgi_sessions.exceptions import InsecureConfiguration, SessionConflict, StoreUnavailable
+from asgi_sessions.lifetime import DEFAULT_TOUCH_INTERVAL, Duration, Lifetime, duration
+from asgi_sessions.persistence import DEFAULT_MAX_SIZE, ActiveSession, SessionSettings
+from asgi_sessions.serializers import JSONSerializer, Serializer
+from asgi_sessions.session import UnavailableSession
 from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.tokens import TokenGenerator
 
-_DEFAULT: Any = object()
+__all__ = ["SessionMiddleware", "find_middleware"]
+
+logger = logging.getLogger("asgi_sessions")
+
+_STARLETTE_DEFAULT: Any = object()
+_WEBSOCKET_ENDS = ("websocket.close", "websocket.http.response.body")
+_REFUSED = (StoreUnavailable, SessionConflict)
+"""Session errors answered with 503 rather than left to the server as a 500."""
 
 
 class SessionMiddleware:
     """Server-side sessions for any ASGI app, kept in ``store``.
 
-    ``session_cookie``, ``max_age``, ``path``, ``same_site``, ``https_only`` and
-    ``domain`` mean what they mean for Starlette's cookie sessions; ``max_age`` is
-    the idle timeout, and ``max_age=None`` makes a browser-session cookie.
+    | option | default | meaning |
+    | --- | --- | --- |
+    | `store` | required | the SessionStore that keeps the records |
+    | `session_cookie` | `"session"` | the cookie's name |
+    | `max_age` | 14 days | Starlette's name for `idle_timeout`; `None`: browser-session cookie |
+    | `path` | `"/"` | the cookie's Path |
+    | `same_site` | `"lax"` | `"lax"`, `"strict"` or `"none"` (needs `https_only`) |
+    | `https_only` | `False` | mark the cookie Secure: sent over HTTPS only |
+    | `domain` | `None` | the cookie's Domain; None keeps it to this host |
+    | `idle_timeout` | 14 days | inactivity that ends a session; the same as `max_age` |
+    | `absolute_timeout` | 30 days | age that ends a session however active; at least the idle one |
+    | `touch_interval` | 60 s | a read-only request moves the expiry at most this often |
+    | `host_prefix` | `False` | name the cookie `__Host-...` (needs `https_only`, no `domain`) |
+    | `partitioned` | `False` | add Partitioned, for third-party contexts (needs `https_only`) |
+    | `max_size` | 65536 | the largest serialized session accepted, in bytes |
+    | `serializer` | JSON | turns session data into bytes and back, exactly |
+    | `generate_token` | 256 random bits | makes new tokens; checked for length and alphabet |
+    | `cleanup_interval` | `None` | sweep expired sessions this often during the lifespan |
+    | `retry_after` | 5 | the Retry-After of a 503 answer, in seconds |
+    | `autoload` | `True` | read before the app runs; `False`: on `await session.load()` |
 
-    With ``autoload=False`` a request's session is read only when the app awaits
-    ``request.session.load()`` (FastAPI's ``SessionDep`` does), so requests that
-    never use it cost no store call even when they carry a cookie.
+    Durations are seconds or a timedelta. The first six options mean what they mean
+    for Starlette's cookie sessions.
     """
 
     def __init__(
@@ -45,165 +63,211 @@ class SessionMiddleware:
         app: ASGIApp,
         store: SessionStore,
         session_cookie: str = "session",
-        max_age: int | timedelta | None = _DEFAULT,
+        max_age: Duration | None = _STARLETTE_DEFAULT,
         path: str = "/",
         same_site: SameSite = "lax",
         https_only: bool = False,
         domain: str | None = None,
         *,
-        idle_timeout: int | float | timedelta | None = None,
-        absolute_timeout: int | float | timedelta = DEFAULT_ABSOLUTE_TIMEOUT,
-        touch_interval: int | float | timedelta = 60,
+        idle_timeout: Duration | None = None,
+        absolute_timeout: Duration | None = None,
+        touch_interval: Duration = DEFAULT_TOUCH_INTERVAL,
         host_prefix: bool = False,
         partitioned: bool = False,
         max_size: int = DEFAULT_MAX_SIZE,
         serializer: Serializer | None = None,
         generate_token: TokenGenerator | None = None,
-        cleanup_interval: int | float | timedelta | None = None,
+        cleanup_interval: Duration | None = None,
         retry_after: int = 5,
         autoload: bool = True,
     ) -> None:
-        if idle_timeout is not None and max_age not in (_DEFAULT, None):
-            raise ValueError("pass idle_timeout or its alias max_age, not both")
-        if os.environ.get("ASGI_SESSIONS_ENV") == "production" and not https_only:
+        if os.environ.get("ASGI_SESSIONS_ENV", "").strip().lower() == "production" and not (
+            https_only
+        ):
             raise InsecureConfiguration(
                 "ASGI_SESSIONS_ENV=production but https_only=False would send the session "
                 "cookie over plain HTTP: pass https_only=True (serve over HTTPS)"
             )
         self.app = app
         self.store = store
-        self.browser_cookie = max_age is None
-        idle = idle_timeout if idle_timeout is not None else max_age
-        if idle in (_DEFAULT, None):
-            idle = DEFAULT_IDLE_TIMEOUT
-        absolute = seconds(absolute_timeout, "absolute_timeout")
-        lifetime = Lifetime(
-            seconds(idle, "idle_timeout"), absolute, seconds(touch_interval, "touch_interval")
+        lifetime = Lifetime.from_options(
+            max_age=None if max_age is _STARLETTE_DEFAULT else max_age,
+            idle_timeout=idle_timeout,
+            absolute_timeout=absolute_timeout,
+            touch_interval=touch_interval,
+            browser_cookie=max_age is None,
         )
-        self.backend = SessionBackend(
-            store,
-            lifetime,
-            serializer=serializer,
-            max_size=max_size,
-            generate_token=generate_token,
+        self.settings = SessionSettings(
+            store, lifetime, serializer or JSONSerializer(), max_size, generate_token
         )
         self.cookie = CookiePolicy(
             session_cookie, path, domain, same_site, https_only, partitioned, host_prefix
         )
         self.cleanup_interval = (
-            None if cleanup_interval is None else seconds(cleanup_interval, "cleanup_interval")
+            None if cleanup_interval is None else duration(cleanup_interval, "cleanup_interval")
         )
         self.retry_after = retry_after
         self.autoload = autoload
+        self._outages = _RateLimitedLog(logger, interval=10.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" and self.cleanup_interval:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan" and self.cleanup_interval:
             await cleanup.run_during_lifespan(
                 self.app, scope, receive, send, self.store, self.cleanup_interval
             )
-            return
-        if scope["type"] not in ("http", "websocket"):
+        else:
             await self.app(scope, receive, send)
-            return
-        scope["session_store"] = self.store
-        active: ActiveSession | None = await self._session(scope)
-        if scope["type"] == "websocket":
-            # Read-only: a handler that wants to write calls ``await session.save()``.
-            await self.app(scope, receive, send)
-            return
 
-        started = unavailable = False
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = self.cookie.token_from(scope["headers"])
+        active = await self._start(scope, token)
+        started = refused = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, unavailable
+            nonlocal started, refused
             if message["type"] == "http.response.start":
                 started = True
                 if active is not None:
                     try:
-                        await self._commit(active, message)
-                    except StoreUnavailable:
-                        unavailable = True
-                        await self._unavailable(send)
+                        update = await active.commit(keep_changes=message["status"] < 500)
+                    except _REFUSED as exc:
+                        refused = True
+                        await self._refuse(send, exc)
                         return
-            if not unavailable:
+                    if token is not None or update is not None:
+                        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+                        message["headers"] = headers
+                        cookie = (
+                            None
+                            if update is None
+                            else self.cookie.header(update.token, update.max_age)
+                        )
+                        add_session_headers(headers, cookie)
+            if not refused:
                 await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except StoreUnavailable:
-            if started:
+        except Exception as exc:
+            error = _session_error(exc)
+            if error is None or started:
                 raise
-            await self._unavailable(send)
+            await self._refuse(send, error)
 
-    async def _session(self, scope: Scope) -> ActiveSession | None:
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Give a websocket the session read-only (``await session.save()`` writes); a store
+        failure refuses the handshake with 503, or closes with 1013 (try again later)."""
+        await self._start(scope, self.cookie.token_from(scope["headers"]))
+        opened = closed = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal opened, closed
+            opened = opened or message["type"] == "websocket.accept"
+            closed = closed or message["type"] in _WEBSOCKET_ENDS
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            error = _session_error(exc)
+            if error is None:
+                raise
+            self._log(error)
+            if closed:
+                return
+            if not opened and "websocket.http.response" in scope.get("extensions", {}):
+                await self._refuse(send, error, prefix="websocket.http.")
+            else:
+                await send({"type": "websocket.close", "code": 1013})
+
+    async def _start(self, scope: Scope, token: str | None) -> ActiveSession | None:
         """Put the request's session in the scope, read now unless ``autoload=False``;
         None, and a stand-in that answers 503 when used, if the store is down."""
-        active = ActiveSession(self.backend, self.cookie.token_from(scope["headers"]))
+        active = ActiveSession(self.settings, token)
         scope["session"] = active.session
-        if self.autoload:
+        scope["session_store"] = self.store
+        if self.autoload and token is not None:
             try:
                 await active.load()
             except StoreUnavailable as exc:
+                self._log(exc)
                 scope["session"] = UnavailableSession(exc)
                 return None
         return active
 
-    async def _commit(self, active: ActiveSession, message: Message) -> None:
-        """Save the session (unless the app failed) and add the cookie headers it needs."""
-        if message["status"] < 500:
-            await active.save()
-        if active.record is None and not active.token_changed and not active.ended:
-            return  # no session before or after: the response is the app's own
-        # The raw header list is edited in place: cheaper than MutableHeaders, same result.
-        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
-        message["headers"] = headers
-        _vary_on_cookie(headers)
-        if active.token_changed and active.token is not None:
-            cookie = self.cookie.header(active.token, self._max_age(active))
-        elif active.ended:
-            cookie = self.cookie.header(None, None)
-        else:
-            return
-        headers.append((b"set-cookie", cookie.encode("latin-1")))
-        if not any(name == b"cache-control" for name, _ in headers):
-            headers.append((b"cache-control", b"no-store"))
-
-    def _max_age(self, active: ActiveSession) -> int | None:
-        """Seconds until the server expires the session, so browser and server agree."""
-        expires_at = active.session.expires_at
-        if self.browser_cookie or active.session.browser_session or expires_at is None:
-            return None
-        remaining = (expires_at - self.store.clock()).total_seconds()
-        return max(1, math.ceil(remaining))
-
-    async def _unavailable(self, send: Send) -> None:
-        """Answer 503 with Retry-After: the session exists but cannot be reached now."""
+    async def _refuse(self, send: Send, error: Exception, *, prefix: str = "http.") -> None:
+        """Answer 503 with Retry-After: the session exists but cannot be used right now."""
+        self._log(error)
         body = b"Session store unavailable; please retry shortly."
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(self.retry_after).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        if isinstance(error, SessionConflict):
+            body = b"The session changed while this request was saved; please retry."
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(self.retry_after).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": f"{prefix}response.start", "status": 503, "headers": headers})
+        await send({"type": f"{prefix}response.body", "body": body})
+
+    def _log(self, error: Exception) -> None:
+        """Tell the operator, at most once per interval: the store is down or contended."""
+        if isinstance(error, SessionConflict):
+            self._outages.warning("session conflict answered with 503: %s", error)
+        else:
+            self._outages.warning("session store unavailable, answered with 503: %s", error)
 
 
-def _vary_on_cookie(headers: list[tuple[bytes, bytes]]) -> None:
-    """Make the response's ``Vary`` name ``Cookie``, as ``MutableHeaders`` would set it:
-    the first Vary header gains ``, Cookie`` and any later ones are dropped."""
-    found = [index for index, (name, _) in enumerate(headers) if name == b"vary"]
-    if not found:
-        headers.append((b"vary", b"Cookie"))
-        return
-    vary = headers[found[0]][1].decode("latin-1")
-    if "cookie" in vary.lower():
-        return
-    headers[found[0]] = (b"vary", f"{vary}, Cookie".encode("latin-1") if vary else b"Cookie")
-    for index in reversed(found[1:]):
-        del headers[index]
+def _session_error(exc: BaseException) -> Exception | None:
+    """The session error behind ``exc``: itself, or the one inside an exception group
+    (anyio task groups wrap errors) that holds nothing else; None for any other error."""
+    if isinstance(exc, _REFUSED):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(_REFUSED)
+        if matched is not None and rest is None:
+            return _session_error(matched.exceptions[0])
+    return None
+
+
+class _RateLimitedLog:
+    """Log a repeated warning once per ``interval`` seconds, counting what it held back,
+    so an outage is reported without flooding the log."""
+
+    def __init__(self, logger: logging.Logger, *, interval: float) -> None:
+        self._logger, self._interval = logger, interval
+        self._next = 0.0
+        self._held_back = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._held_back += 1
+            return
+        if self._held_back:
+            message += f" ({self._held_back} more in the last {self._interval:g} s)"
+        self._next, self._held_back = now + self._interval, 0
+        self._logger.warning(message, *args)
+
+
+def find_middleware(target: Any) -> SessionMiddleware:
+    """The SessionMiddleware in ``target``: itself, or one in an app's middleware stack
+    (Starlette and FastAPI apps, or anything whose ``app`` attributes lead to one)."""
+    node = target
+    if hasattr(node, "build_middleware_stack"):  # a Starlette or FastAPI app
+        node = node.middleware_stack or node.build_middleware_stack()
+    for _ in range(100):
+        if node is None:
+            break
+        if isinstance(node, SessionMiddleware):
+            return node
+        node = getattr(node, "app", None)
+    raise ValueError(
+        f"no SessionMiddleware found in {type(target).__name__}: pass the app you added "
+        "SessionMiddleware to, or the middleware itself"
+    )
+

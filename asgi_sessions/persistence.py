@@ -1,78 +1,116 @@
-"""Loading a Session from a store and committing it back.
+"""Loading a request's session from a store and committing it back.
 
-This is where the lifetime rules meet the store contract: create with a fresh
-token, compare-and-set updates that merge with a concurrent writer, sliding
-expiry at most once per ``touch_interval``, and never writing back a session
-that was destroyed elsewhere. Nothing here knows about cookies or HTTP.
+Every write goes through one of four guarded steps, each written once:
+
+- **create**: a new record under a fresh token;
+- **retire**: delete the loaded record (logout, expiry), or, for regenerate, delete
+  it only while it is still the version this request loaded;
+- **save**: compare-and-set on the loaded version, merging with a concurrent writer;
+- **slide**: move the expiry, again only at the loaded version.
+
+A record that another request ended is never written back, and a commit answers
+with exactly what the client must be told (a new cookie, an expired one, or
+nothing). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from asgi_sessions import tokens
+from asgi_sessions import merge, tokens
 from asgi_sessions.exceptions import (
     CorruptSession,
+    SessionConflict,
     SessionExists,
     SessionTooLarge,
     StoreUnavailable,
 )
+from asgi_sessions.lifetime import EXPIRY_KEY, Lifetime, check_own_expiry
 from asgi_sessions.serializers import JSONSerializer, Serializer
-from asgi_sessions.session import (
-    EXPIRY_KEY,
-    Lifetime,
-    Session,
-    UnloadedSession,
-    check_own_expiry,
-    seconds,
-)
+from asgi_sessions.session import Action, Session, UnloadedSession, checked_user_id, take_action
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 
+__all__ = ["DEFAULT_MAX_SIZE", "ActiveSession", "CookieUpdate", "SessionSettings"]
+
 logger = logging.getLogger("asgi_sessions")
-
-DEFAULT_IDLE_TIMEOUT = 14 * 24 * 3600
-"""Two weeks of inactivity, as Starlette's ``max_age``."""
-
-DEFAULT_ABSOLUTE_TIMEOUT = 30 * 24 * 3600
-"""Thirty days since creation, however active the session."""
 
 DEFAULT_MAX_SIZE = 64 * 1024
 """Largest serialized session accepted, in bytes."""
 
-_ATTEMPTS = 5
-"""Tries for one commit: token collisions on create, concurrent writers on update."""
+_NEW_TOKEN_ATTEMPTS = 5
+"""Fresh tokens tried before giving up: a collision means a broken generator."""
+
+_WRITE_ATTEMPTS = 12
+"""Compare-and-set attempts against writers in other processes before SessionConflict."""
 
 
-class SessionBackend:
-    """Everything the middleware needs from a store, for any store."""
+@dataclass(frozen=True, slots=True)
+class CookieUpdate:
+    """What the client must be told after a commit: a token to keep for ``max_age``
+    seconds (None: until the browser closes), or, with ``token=None``, to forget it."""
 
-    def __init__(
-        self,
-        store: SessionStore,
-        lifetime: Lifetime,
-        *,
-        serializer: Serializer | None = None,
-        max_size: int = DEFAULT_MAX_SIZE,
-        generate_token: tokens.TokenGenerator | None = None,
-    ) -> None:
-        self.store = store
-        self.lifetime = lifetime
-        self.serializer: Serializer = serializer or JSONSerializer()
-        self.max_size = max_size
-        self._generate_token = generate_token
+    token: str | None
+    max_age: int | None = None
+
+
+EXPIRE_COOKIE = CookieUpdate(None)
+
+_Step = Callable[[SessionRecord, dict[str, Any], str | None], Awaitable[bool]]
+"""A compare-and-set on a record, given the data and user it should end up with."""
+
+
+class _Turns:
+    """One lock per session key being written in this process, so that the writers of
+    one session take turns instead of failing each other's compare-and-set."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def of(self, key: str) -> AsyncIterator[None]:
+        name = (asyncio.get_running_loop(), key)
+        lock, users = self._locks.get(name) or (asyncio.Lock(), 0)
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SessionSettings:
+    """How sessions are made and kept: the store, the lifetime policy, the data format,
+    the size limit and the token generator. SessionMiddleware owns one; helpers that
+    make sessions without a request (``create_session``, ``testing.login``) use it too."""
+
+    store: SessionStore
+    lifetime: Lifetime = field(default_factory=Lifetime)
+    serializer: Serializer = field(default_factory=JSONSerializer)
+    max_size: int = DEFAULT_MAX_SIZE
+    generate_token: tokens.TokenGenerator | None = None
+    turns: _Turns = field(default_factory=_Turns, repr=False)
 
     def new_token(self) -> str:
         """A fresh token; a custom generator's output is checked like a cookie's."""
-        if self._generate_token is None:
+        if self.generate_token is None:
             return tokens.generate_token()
-        return tokens.checked(self._generate_token())
+        return tokens.checked(self.generate_token())
 
-    def dumps(self, data: Mapping[str, Any]) -> bytes:
-        """Serialize session data, refusing more than ``max_size`` bytes."""
+    def encode(self, data: Mapping[str, Any]) -> bytes:
+        """Serialize session data, refusing what would not round-trip or is over max_size."""
         raw = self.serializer.dumps(data)
         if len(raw) > self.max_size:
             raise SessionTooLarge(
@@ -82,14 +120,23 @@ class SessionBackend:
             )
         return raw
 
+    def decode(self, record: SessionRecord) -> dict[str, Any]:
+        """The data of a stored record; CorruptSession if it is unreadable or tampered."""
+        data = self.serializer.loads(record.data)
+        check_own_expiry(data.get(EXPIRY_KEY))
+        return data
+
     async def create(
         self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
-    ) -> tuple[str, SessionRecord]:
-        """Store a new record under a fresh token; return the token and the record."""
-        raw = self.dumps(data)
+    ) -> tuple[str, SessionRecord] | None:
+        """Store a new record under a fresh token; return the token and the record, or
+        None when the data's own expiry is already over (nothing is stored)."""
+        raw = self.encode(data)
         now = self.store.clock()
         expires_at = self.lifetime.expires_at(created_at, now, data.get(EXPIRY_KEY))
-        for _ in range(_ATTEMPTS):
+        if expires_at <= now:
+            return None
+        for _ in range(_NEW_TOKEN_ATTEMPTS):
             token = self.new_token()
             record = SessionRecord(tokens.key_for(token), raw, user_id, created_at, expires_at)
             try:
@@ -97,26 +144,31 @@ class SessionBackend:
             except SessionExists:
                 continue
             return token, record
-        raise SessionExists(f"{_ATTEMPTS} new session tokens in a row were taken; check genid")
+        raise SessionExists(
+            f"{_NEW_TOKEN_ATTEMPTS} new session tokens in a row were taken; "
+            "check generate_token"
+        )
 
 
 class ActiveSession:
-    """One request's session: the Session dict, the token and record behind it."""
+    """One request's session: the Session dict the app sees, and the stored record and
+    token behind it. ``commit()`` writes it back and says what the client must be told."""
 
-    __slots__ = ("backend", "ended", "pending", "record", "session", "token", "token_changed")
+    __slots__ = ("_budget", "_unsent", "record", "session", "settings", "token", "unread_token")
 
-    def __init__(self, backend: SessionBackend, token: str | None = None) -> None:
-        self.backend = backend
-        self.pending = token
+    def __init__(self, settings: SessionSettings, token: str | None = None) -> None:
+        self.settings = settings
+        self.unread_token = token
         """A well-formed cookie token whose record has not been read yet."""
-        self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
         self.token: str | None = None
         """The token that names ``record``; None while nothing is stored."""
         self.record: SessionRecord | None = None
-        self.token_changed = False
-        """True once the client must be sent a new token or a new expiry."""
-        self.ended = False
-        """True once the client's token no longer names a session (logout)."""
+        """The stored record as this request last read or wrote it."""
+        self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
+        self._unsent: CookieUpdate | None = None
+        self._budget = settings.store.timeout
+
+    # -- reading -----------------------------------------------------------------------
 
     async def load(self) -> None:
         """Read the record the cookie's token names, once; then the Session is usable.
@@ -124,172 +176,272 @@ class ActiveSession:
         A token naming no live or no readable record leaves a new, empty session. If
         the store is down, StoreUnavailable is raised and nothing changes.
         """
-        if self.pending is None:
+        if self.unread_token is None:
             return
-        key = tokens.key_for(self.pending)
-        record = await self.backend.store.read(key)
-        token, self.pending = self.pending, None
+        key = tokens.key_for(self.unread_token)
+        async with self._deadline():
+            record = await self.settings.store.read(key)
+        token, self.unread_token = self.unread_token, None
         self.session.__class__ = Session
         if record is None:
-            logger.warning("session cookie names no live session (key %s...)", key[:16])
-            return
-        try:
-            data = self.backend.serializer.loads(record.data)
-            check_own_expiry(data.get(EXPIRY_KEY), self.backend.store.clock())
-        except CorruptSession as exc:
-            logger.error("session %s... is unreadable, ignored: %s", key[:16], exc)
+            logger.debug("session cookie names no live session (key %s...)", key[:16])
         else:
-            self.adopt(token, record, data)
-
-    def adopt(self, token: str, record: SessionRecord, data: dict[str, Any]) -> None:
-        """Make ``record`` the loaded state: the baseline for change detection."""
-        self.token, self.record = token, record
-        session = self.session
-        session.clear()
-        session.update(data)
-        session.user_id = record.user_id
-        session.created_at, session.expires_at = record.created_at, record.expires_at
-        session.key = record.key
-
-    def _forget(self, *, data: bool = False) -> None:
-        self.token = self.record = None
-        self.session.created_at = self.session.expires_at = self.session.key = None
-        if data:
-            self.session.clear()
-            self.session.user_id = None
+            self._adopt(record, token)
 
     async def reload(self) -> None:
-        """Reread the record; unsaved changes and pending regenerate/destroy are dropped."""
-        if self.pending is not None:
+        """Read the record again, dropping unsaved changes and a pending regenerate or
+        destroy; an unreadable or vanished record leaves a new, empty session."""
+        if self.unread_token is not None:
             await self.load()
             return
-        record = await self.backend.store.read(self.record.key) if self.record else None
-        self.session.regenerate_requested = self.session.destroy_requested = False
+        take_action(self.session)
+        record = None
+        if self.record is not None:
+            async with self._deadline():
+                record = await self.settings.store.read(self.record.key)
         if record is None or self.token is None:
-            self._forget(data=True)
+            self._forget()
         else:
-            self.adopt(self.token, record, self.backend.serializer.loads(record.data))
+            self._adopt(record, self.token)
+
+    def _adopt(self, record: SessionRecord, token: str) -> None:
+        """Show ``record`` in the Session, or nothing if its data cannot be read."""
+        try:
+            data = self.settings.decode(record)
+        except CorruptSession as exc:
+            logger.error("session %s... is unreadable, ignored: %s", record.key[:16], exc)
+            self._forget()
+            return
+        self.token, self.record = token, record
+        self._show(data, record.user_id)
+
+    def _show(self, data: Mapping[str, Any], user_id: str | None) -> None:
+        """Replace what the app sees with ``data`` and ``user_id``."""
+        self.session.clear()
+        self.session.update(data)
+        self.session.user_id = user_id
+
+    def _forget(self) -> None:
+        """No record stands behind this session any more: show an empty one."""
+        self.token = self.record = None
+        self._show({}, None)
+
+    # -- committing --------------------------------------------------------------------
 
     async def save(self) -> None:
-        """Commit the session: create, regenerate, update, slide or destroy, as needed."""
-        if self.pending is not None:
-            return  # never loaded, so never touched
-        session, store = self.session, self.backend.store
-        if session.destroy_requested:
-            session.destroy_requested = session.regenerate_requested = False
-            if self.record is not None:
-                await store.destroy(self.record.key)
-                self.ended, self.token_changed = True, False
-            self._forget()
-        if self.record is None:
-            if session or session.user_id is not None:
-                await self._create(store.clock())
-            return
-        now = store.clock()
-        own = session.get(EXPIRY_KEY)
-        expires_at = self.backend.lifetime.expires_at(self.record.created_at, now, own)
-        if expires_at <= now:
-            session.destroy()
-            await self.save()
-        elif session.regenerate_requested:
-            session.regenerate_requested = False
-            old = self.record
-            await self._create(old.created_at)
-            await store.destroy(old.key)
+        """Commit now (``await request.session.save()``); the cookie goes with the response."""
+        update = await self.commit()
+        self._unsent = update or self._unsent
+
+    async def commit(self, *, keep_changes: bool = True) -> CookieUpdate | None:
+        """Write the session back; return what the client must be told, if anything.
+
+        With ``keep_changes=False`` (the app answered 5xx) data changes are dropped, but
+        a logout or a regenerate still happens. Raises SessionConflict when the record
+        was ended (logout, revoke) or kept changing under this request, so nothing of
+        this request could be saved.
+        """
+        if self.unread_token is not None:
+            return None  # never read, so never touched
+        async with self._deadline():
+            update = await self._commit(keep_changes)
+        unsent, self._unsent = self._unsent, None
+        return update or unsent
+
+    async def _commit(self, keep_changes: bool) -> CookieUpdate | None:
+        session, lifetime = self.session, self.settings.lifetime
+        action = take_action(session)
+        if action is Action.DESTROY:
+            return await self._end(start_again=keep_changes)
+        record = self.record
+        if record is None:
+            if keep_changes and (session or session.user_id is not None):
+                return await self._create(session, session.user_id, self.settings.store.clock())
+            return None
+        if keep_changes:
+            data, user_id = dict(session), session.user_id
         else:
-            raw = self.backend.dumps(session)
-            if raw != self.record.data or session.user_id != self.record.user_id:
-                await self._update(raw, expires_at)
-            elif expires_at - self.record.expires_at >= self.backend.lifetime.touch:
-                await store.extend_lifetime(self.record.key, expires_at)
-                self._written(dataclasses.replace(self.record, expires_at=expires_at))
+            data, user_id = self.settings.decode(record), record.user_id
+        now = self.settings.store.clock()
+        expires_at = lifetime.expires_at(record.created_at, now, data.get(EXPIRY_KEY))
+        if expires_at <= now:
+            return await self._end(start_again=False)  # its own lifetime is over
+        if action is Action.REGENERATE:
+            return await self._regenerate(data, user_id)
+        if not keep_changes:
+            return None
+        raw = self.settings.encode(data)
+        if raw != record.data or user_id != record.user_id:
+            return await self._save(data, user_id, raw)
+        if expires_at - record.expires_at >= lifetime.touch:
+            return await self._slide(record, expires_at)
+        return None
 
-    async def _create(self, created_at: datetime) -> None:
-        session = self.session
-        token, record = await self.backend.create(session, session.user_id, created_at)
-        self.token, self.ended = token, False
-        session.regenerate_requested = False  # a new record has a new ID already
-        self._written(record)
+    async def _create(
+        self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
+    ) -> CookieUpdate | None:
+        """Create: store the data as a new record under a fresh token."""
+        made = await self.settings.create(data, user_id, created_at)
+        if made is None:
+            return None
+        self.token, self.record = made
+        return self._cookie(made[1], data)
 
-    def _written(self, record: SessionRecord) -> None:
-        self.record, self.token_changed = record, True
-        self.session.created_at, self.session.expires_at = record.created_at, record.expires_at
-        self.session.key = record.key
+    async def _end(self, *, start_again: bool) -> CookieUpdate | None:
+        """Retire the record whatever its version (logout, or a lifetime that is over),
+        then start a new session if the app put data in after destroy()."""
+        had_record = self.record is not None
+        if self.record is not None:
+            await self.settings.store.destroy(self.record.key)
+        data, user_id = dict(self.session), self.session.user_id
+        self._forget()
+        if start_again and (data or user_id is not None):
+            self._show(data, user_id)
+            return await self._create(data, user_id, self.settings.store.clock())
+        return EXPIRE_COOKIE if had_record else None
 
-    async def _update(self, raw: bytes, expires_at: datetime) -> None:
-        """Compare-and-set; on conflict, apply this request's changes to the fresh record."""
+    async def _regenerate(self, data: dict[str, Any], user_id: str | None) -> CookieUpdate | None:
+        """Retire the loaded record only while it is still the version this request loaded
+        (merging with a concurrent writer otherwise), then create its successor.
+
+        In that order, a cancellation between the two steps logs the user out rather
+        than leaving two live sessions, and a session ended meanwhile stays ended.
+        """
         assert self.record is not None
-        store, loaded = self.backend.store, self.record
-        record = dataclasses.replace(
-            loaded, data=raw, user_id=self.session.user_id, expires_at=expires_at
-        )
-        changes: tuple[dict[str, Any], set[str]] | None = None
-        for _ in range(_ATTEMPTS):
-            if await store.update(record, expected_version=record.version):
-                self._written(dataclasses.replace(record, version=record.version + 1))
-                return
-            fresh = await store.read(loaded.key)
+        store = self.settings.store
+
+        async def retire(record: SessionRecord, data: dict[str, Any], user: str | None) -> bool:
+            return await store.destroy(record.key, expected_version=record.version)
+
+        async with self.settings.turns.of(self.record.key):
+            retired, data, user_id = await self._settle(data, user_id, retire)
+        self.record = self.token = None
+        return await self._create(data, user_id, retired.created_at)
+
+    async def _save(self, data: dict[str, Any], user_id: str | None, raw: bytes) -> CookieUpdate:
+        """Compare-and-set the data at the loaded version, merging with concurrent writers."""
+        assert self.record is not None
+        store, lifetime, loaded = self.settings.store, self.settings.lifetime, self.record
+
+        async def write(record: SessionRecord, data: dict[str, Any], user: str | None) -> bool:
+            expires_at = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
+            encoded = raw if record is loaded else self.settings.encode(data)
+            new = dataclasses.replace(record, data=encoded, user_id=user, expires_at=expires_at)
+            if not await store.update(new, expected_version=record.version):
+                return False
+            self.record = dataclasses.replace(new, version=record.version + 1)
+            return True
+
+        async with self.settings.turns.of(loaded.key):
+            _, data, _ = await self._settle(data, user_id, write)
+        assert self.record is not None
+        return self._cookie(self.record, data)
+
+    async def _settle(
+        self, data: dict[str, Any], user_id: str | None, step: _Step
+    ) -> tuple[SessionRecord, dict[str, Any], str | None]:
+        """Run the compare-and-set ``step(record, data, user_id)`` until it succeeds,
+        merging this request's changes into the fresh record after each loss.
+
+        Returns the record the step succeeded on, with the data and user it wrote (the
+        app's Session shows any merge). Raises SessionConflict if the record is gone
+        (it was ended, so it must not come back) or keeps changing.
+        """
+        assert self.record is not None
+        loaded = record = self.record
+        changes: merge.Changes | None = None
+        for attempt in range(_WRITE_ATTEMPTS):
+            if await step(record, data, user_id):
+                return record, data, user_id
+            fresh = await self.settings.store.read(loaded.key)
             if fresh is None:
-                # Destroyed or revoked meanwhile: never write it back, and leave the
-                # cookie alone, since whoever ended it already answered the client.
-                self._forget(data=True)
-                return
-            changes = changes or self._changes(loaded)
-            record = self._merged(fresh, loaded, changes, expires_at)
-        raise StoreUnavailable(
-            f"session changed {_ATTEMPTS} times while being saved; retry the request"
+                self._forget()
+                raise SessionConflict(
+                    "the session was ended (logout or revoke) while this request was saving "
+                    "it; nothing was saved"
+                )
+            if changes is None:
+                changes = self._changes(loaded, data, user_id)
+            data, user_id = merge.merged(self.settings.decode(fresh), fresh.user_id, changes)
+            self._show(data, user_id)
+            record = fresh
+            if attempt:  # writers in other processes: step out of their way a little
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        raise SessionConflict(
+            f"the session changed {_WRITE_ATTEMPTS} times while this request was saving it; "
+            "nothing was saved, retry the request"
         )
 
-    def _changes(self, loaded: SessionRecord) -> tuple[dict[str, Any], set[str]]:
-        """Keys this request set (with their values) and keys it deleted, versus ``loaded``."""
-        before = self.backend.serializer.loads(loaded.data)
-        dumps = self.backend.serializer.dumps
-        changed = {
-            key: value
-            for key, value in self.session.items()
-            if key not in before or dumps({key: value}) != dumps({key: before[key]})
-        }
-        return changed, set(before) - set(self.session)
-
-    def _merged(
-        self,
-        fresh: SessionRecord,
-        loaded: SessionRecord,
-        changes: tuple[dict[str, Any], set[str]],
-        expires_at: datetime,
-    ) -> SessionRecord:
-        changed, deleted = changes
-        data = self.backend.serializer.loads(fresh.data)
-        data.update(changed)
-        for key in deleted:
-            data.pop(key, None)
-        session = self.session
-        user_id = fresh.user_id if session.user_id == loaded.user_id else session.user_id
-        session.clear()
-        session.update(data)
-        session.user_id = user_id
-        return dataclasses.replace(
-            fresh, data=self.backend.dumps(data), user_id=user_id, expires_at=expires_at
+    def _changes(
+        self, loaded: SessionRecord, data: Mapping[str, Any], user_id: str | None
+    ) -> merge.Changes:
+        dumps = self.settings.serializer.dumps
+        return merge.changes(
+            self.settings.decode(loaded),
+            data,
+            loaded.user_id,
+            user_id,
+            lambda a, b: dumps({"": a}) == dumps({"": b}),
         )
+
+    async def _slide(self, record: SessionRecord, expires_at: datetime) -> CookieUpdate | None:
+        """Move the expiry of an unchanged session, only at the version it was loaded."""
+        moved = await self.settings.store.extend_lifetime(
+            record.key, expires_at, expected_version=record.version
+        )
+        if not moved:  # ended or changed meanwhile: whoever did it told the client
+            return None
+        self.record = dataclasses.replace(record, expires_at=expires_at)
+        return self._cookie(self.record, self.session)
+
+    def _cookie(self, record: SessionRecord, data: Mapping[str, Any]) -> CookieUpdate:
+        assert self.token is not None
+        now = self.settings.store.clock()
+        max_age = self.settings.lifetime.max_age(record.expires_at, now, data.get(EXPIRY_KEY))
+        return CookieUpdate(self.token, max_age)
+
+    @asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """Bound this request's store work, all of it together, by the store's timeout."""
+        if self._budget is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(max(self._budget, 0)) as timeout:
+                yield
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise StoreUnavailable(
+                f"the session store did not answer within {self.settings.store.timeout:g} s "
+                "for this request; check the store's load and reachability, or raise its timeout"
+            ) from None
+        finally:
+            self._budget -= loop.time() - started
 
 
 async def create_session(
-    store: SessionStore,
+    target: Any,
     data: Mapping[str, Any] | None = None,
     *,
     user_id: str | int | None = None,
-    idle_timeout: float | timedelta = DEFAULT_IDLE_TIMEOUT,
-    absolute_timeout: float | timedelta = DEFAULT_ABSOLUTE_TIMEOUT,
 ) -> str:
     """Save a session without a request and return the token to put in the cookie.
 
-    For tests that log a client in directly, admin tools and API clients (FoalTS's
-    ``createAndSaveSessionFromUser``). Use the middleware's timeouts.
+    ``target`` is the app (or the SessionMiddleware) whose settings to follow: its
+    store, timeouts, serializer, size limit and token generator. A bare SessionStore
+    gets the default settings. For tests that log a client in directly, admin tools and
+    API clients (FoalTS's ``createAndSaveSessionFromUser``).
     """
-    lifetime = Lifetime(
-        seconds(idle_timeout, "idle_timeout"), seconds(absolute_timeout, "absolute_timeout")
-    )
-    backend = SessionBackend(store, lifetime)
-    owner = None if user_id is None else str(user_id)
-    token, _ = await backend.create(dict(data or {}), owner, store.clock())
-    return token
+    from asgi_sessions.middleware import find_middleware
+
+    if isinstance(target, SessionStore):
+        settings = SessionSettings(target)
+    else:
+        settings = find_middleware(target).settings
+    made = await settings.create(dict(data or {}), checked_user_id(user_id), settings.store.clock())
+    if made is None:
+        raise ValueError("the data's own expiry (set_expiry) is already over: nothing to create")
+    return made[0]

@@ -1,92 +1,88 @@
-"""``request.session``: a dict with a lifetime, and the rules that compute that lifetime."""
+"""``request.session``: a dict with a user link, flash messages and lifetime controls.
+
+The dict is what the app sees. Whoever loaded it (the middleware's ``ActiveSession``)
+is its handle: it owns the stored record and commits the dict back. What the app asks
+for beyond data (regenerate, destroy) is kept privately here until the commit takes it.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import math
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+import enum
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
-from asgi_sessions.exceptions import CorruptSession, SessionNotLoaded, StoreUnavailable
+from asgi_sessions.exceptions import SessionNotLoaded, StoreUnavailable
+from asgi_sessions.lifetime import ALREADY_OVER, EXPIRY_KEY, is_browser_session, own_expiry
 
-EXPIRY_KEY = "_session_expiry"
-"""Where a session's own ``set_expiry`` value is kept in its data, as in Django."""
+if TYPE_CHECKING:
+    from asgi_sessions.stores.base import SessionRecord
+
+__all__ = [
+    "FLASHES_KEY",
+    "MAX_USER_ID_LENGTH",
+    "Action",
+    "Session",
+    "SessionHandle",
+    "UnavailableSession",
+    "UnloadedSession",
+    "checked_user_id",
+    "take_action",
+]
 
 FLASHES_KEY = "_flashes"
 """Where pending flash messages are kept in the data, as in Flask."""
 
-Duration = int | float | timedelta
+MAX_USER_ID_LENGTH = 256
+"""Longest user id accepted, in characters (an email address fits)."""
 
 
-def seconds(value: Duration, name: str) -> float:
-    """Return ``value`` in seconds, refusing negatives with a ValueError naming ``name``."""
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if result < 0 or math.isnan(result):
-        raise ValueError(f"{name} must be zero or more seconds, got {value!r}")
-    return result
+class Action(enum.Enum):
+    """What the app asked to happen to the stored session at commit, beyond its data."""
 
-
-@dataclass(frozen=True, slots=True)
-class Lifetime:
-    """The middleware's expiry policy: idle and absolute timeouts, and how often to slide."""
-
-    idle_timeout: float
-    absolute_timeout: float
-    touch_interval: float = 60.0
-    idle: timedelta = field(init=False, repr=False, compare=False)
-    absolute: timedelta = field(init=False, repr=False, compare=False)
-    touch: timedelta = field(init=False, repr=False, compare=False)
-    """The three durations as timedeltas, made once rather than on every request."""
-
-    def __post_init__(self) -> None:
-        if self.idle_timeout > self.absolute_timeout:
-            raise ValueError(
-                f"idle_timeout ({self.idle_timeout:g}s) is longer than absolute_timeout "
-                f"({self.absolute_timeout:g}s); the idle timeout would never apply"
-            )
-        object.__setattr__(self, "idle", timedelta(seconds=self.idle_timeout))
-        object.__setattr__(self, "absolute", timedelta(seconds=self.absolute_timeout))
-        object.__setattr__(self, "touch", timedelta(seconds=self.touch_interval))
-
-    def expires_at(self, created_at: datetime, now: datetime, own: Any = None) -> datetime:
-        """When a session active at ``now`` expires, given its own ``set_expiry`` value.
-
-        A session's own value wins over the policy; otherwise the earlier of idle
-        and absolute timeouts applies. A browser-session value (0) keeps the policy.
-        """
-        if isinstance(own, str):
-            return datetime.fromisoformat(own)
-        if isinstance(own, int | float) and own > 0:
-            return now + timedelta(seconds=own)
-        return min(now + self.idle, created_at + self.absolute)
-
-
-def check_own_expiry(own: Any, now: datetime) -> None:
-    """Raise CorruptSession unless ``own`` is a ``set_expiry`` value as this library stores
-    it: seconds that fit in a datetime, or an aware ISO datetime. Anything else would fail
-    at commit, turning a tampered record into a 500."""
-    if own is None:
-        return
-    if isinstance(own, str):
-        with contextlib.suppress(ValueError):
-            if datetime.fromisoformat(own).tzinfo is not None:
-                return
-    elif isinstance(own, int | float) and not isinstance(own, bool) and own >= 0:
-        with contextlib.suppress(OverflowError):
-            now + timedelta(seconds=own)
-            return
-    raise CorruptSession(f"its own expiry {own!r} is neither seconds nor an aware datetime")
+    REGENERATE = "regenerate"
+    DESTROY = "destroy"
 
 
 class SessionHandle(Protocol):
-    """What a Session asks of whoever loaded it: read it, commit now, or load again."""
+    """What a Session asks of whoever loaded it: its record, and load, commit or reload."""
+
+    @property
+    def record(self) -> SessionRecord | None: ...
 
     async def load(self) -> None: ...
 
     async def save(self) -> None: ...
 
     async def reload(self) -> None: ...
+
+
+def checked_user_id(value: object) -> str | None:
+    """``value`` as the user id kept at rest: text, with ints and UUIDs as their text.
+
+    ``1`` and ``"1"`` are the same user. Control characters (NUL included), lone
+    surrogates, empty text and more than MAX_USER_ID_LENGTH characters are refused:
+    stores, logs and the command line could not keep or show them faithfully.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | uuid.UUID):
+        raise TypeError(f"user_id must be a str, int or UUID, not {type(value).__name__}")
+    text = str(value)
+    if not text:
+        raise ValueError("user_id must not be empty; set it to None for no user")
+    if len(text) > MAX_USER_ID_LENGTH:
+        raise ValueError(
+            f"user_id is {len(text)} characters, over the limit of {MAX_USER_ID_LENGTH}; "
+            "store the user's id, not the user"
+        )
+    if not text.isprintable() and any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ValueError(f"user_id {text[:40]!r} holds a control character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("user_id holds a lone surrogate, which cannot be stored") from None
+    return text
 
 
 class Session(dict[str, Any]):
@@ -96,96 +92,103 @@ class Session(dict[str, Any]):
     at commit with what was loaded, so nested mutation is saved too.
     """
 
-    __slots__ = (
-        "_handle",
-        "_user_id",
-        "created_at",
-        "destroy_requested",
-        "expires_at",
-        "key",
-        "regenerate_requested",
-    )
+    __slots__ = ("_action", "_handle", "_user_id")
 
     def __init__(
         self,
         data: dict[str, Any] | None = None,
         *,
-        user_id: str | None = None,
-        created_at: datetime | None = None,
-        expires_at: datetime | None = None,
+        user_id: str | int | None = None,
         handle: SessionHandle | None = None,
     ) -> None:
         if data:
             super().__init__(data)
-        self._user_id = None if user_id is None else str(user_id)
-        self.created_at = created_at
-        """When the stored record was made (aware UTC); None before the first save."""
-        self.expires_at = expires_at
-        """When the stored record stops being returned (aware UTC); None before the first save."""
-        self.key: str | None = None
-        """How stores name this session (the token's digest); None until stored."""
-        self.regenerate_requested = False
-        self.destroy_requested = False
+        self._user_id = checked_user_id(user_id)
+        self._action: Action | None = None
         self._handle = handle
 
     @property
+    def _record(self) -> SessionRecord | None:
+        return None if self._handle is None else self._handle.record
+
+    @property
     def is_new(self) -> bool:
-        """True when no stored record was loaded for this request."""
-        return self.created_at is None
+        """True when no stored record stands behind this session (yet)."""
+        return self._record is None
+
+    @property
+    def key(self) -> str | None:
+        """How stores name this session (the token's digest); None until stored."""
+        record = self._record
+        return None if record is None else record.key
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the stored record was made (aware UTC); None before the first save."""
+        record = self._record
+        return None if record is None else record.created_at
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the stored record stops being returned (aware UTC); None before the first save."""
+        record = self._record
+        return None if record is None else record.expires_at
 
     @property
     def user_id(self) -> str | None:
-        """The user this session belongs to; stored beside the data and indexed."""
+        """The user this session belongs to; stored beside the data and indexed.
+
+        Accepts a str, an int or a UUID and keeps its text, so ``1`` and ``"1"`` are
+        the same user.
+        """
         return self._user_id
 
     @user_id.setter
-    def user_id(self, value: Any) -> None:
-        self._user_id = None if value is None else str(value)
+    def user_id(self, value: str | int | uuid.UUID | None) -> None:
+        self._user_id = checked_user_id(value)
 
     def regenerate(self) -> None:
-        """Issue a new ID at commit, keep the data, destroy the old record (call at login)."""
-        self.regenerate_requested = True
+        """Issue a new ID at commit, keep the data, retire the old record (call at login)."""
+        if self._action is None:
+            self._action = Action.REGENERATE
 
     def destroy(self) -> None:
         """Delete the record and expire the cookie at commit; the dict is emptied (logout).
 
         Data set afterwards in the same request starts a new session with a new ID.
         """
-        self.destroy_requested = True
+        self._action = Action.DESTROY
         self.clear()
-        self.user_id = None
+        self._user_id = None
 
     def set_expiry(self, value: int | float | timedelta | datetime | None) -> None:
-        """Give this session its own lifetime, ahead of the middleware's timeouts.
+        """Give this session its own lifetime, ahead of the idle timeout.
 
         Seconds or a timedelta slide with activity; a datetime is a fixed end; 0 makes
-        a browser-session cookie; None returns to the middleware's timeouts. A value in
-        the past destroys the session.
+        a browser-session cookie; None returns to the middleware's timeouts. It never
+        outlives the middleware's absolute timeout. A value in the past destroys the
+        session; NaN, infinity or more than a hundred years is a ValueError.
         """
-        if value is None:
+        stored = own_expiry(value)
+        if stored is None:
             self.pop(EXPIRY_KEY, None)
-        elif isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError("set_expiry() needs an aware datetime, e.g. datetime.now(UTC)")
-            self[EXPIRY_KEY] = value.astimezone(UTC).isoformat()
+        elif stored == ALREADY_OVER:
+            self.destroy()
         else:
-            amount = value.total_seconds() if isinstance(value, timedelta) else float(value)
-            if amount < 0:
-                self.destroy()
-                return
-            self[EXPIRY_KEY] = amount
+            self[EXPIRY_KEY] = stored
 
     @property
     def browser_session(self) -> bool:
         """True when the cookie should end with the browser (``set_expiry(0)``)."""
-        return self.get(EXPIRY_KEY) == 0
+        return is_browser_session(self.get(EXPIRY_KEY))
 
     def flash(self, message: Any, category: str = "info") -> None:
         """Keep a message for the next request that calls ``pop_flashes``."""
         self.setdefault(FLASHES_KEY, []).append([category, message])
 
     def pop_flashes(self) -> list[tuple[str, Any]]:
-        """Return pending messages as (category, message) pairs and forget them."""
+        """Return pending messages as ``(category, message)`` pairs, oldest first, and
+        forget them."""
         return [(category, message) for category, message in self.pop(FLASHES_KEY, [])]
 
     async def load(self) -> None:
@@ -198,13 +201,20 @@ class Session(dict[str, Any]):
         await self._require_handle().save()
 
     async def reload(self) -> None:
-        """Replace the data with what the store holds now, dropping unsaved changes."""
+        """Replace the data with what the store holds now, dropping unsaved changes and
+        a pending regenerate or destroy."""
         await self._require_handle().reload()
 
     def _require_handle(self) -> SessionHandle:
         if self._handle is None:
             raise RuntimeError("this Session was not loaded by SessionMiddleware")
         return self._handle
+
+
+def take_action(session: Session) -> Action | None:
+    """Return what the app asked for at commit (regenerate, destroy or nothing) and clear it."""
+    action, session._action = session._action, None
+    return action
 
 
 class UnloadedSession(Session):
@@ -233,14 +243,24 @@ class UnloadedSession(Session):
         return bool(self._not_loaded())
 
     @property
+    def key(self) -> str | None:
+        return self._not_loaded()  # type: ignore[no-any-return]
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self._not_loaded()  # type: ignore[no-any-return]
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self._not_loaded()  # type: ignore[no-any-return]
+
+    @property
     def user_id(self) -> str | None:
         return self._not_loaded()  # type: ignore[no-any-return]
 
     @user_id.setter
     def user_id(self, value: Any) -> None:
-        if value is not None:  # Session.__init__ sets None before anything is loaded
-            self._not_loaded()
-        self._user_id = None
+        self._not_loaded()
 
     def __repr__(self) -> str:
         return "<Session not loaded yet>"

@@ -4,28 +4,39 @@ the conformance suites."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.testclient import TestClient
+from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 
 from asgi_sessions import (
     InsecureConfiguration,
+    JSONSerializer,
+    Serializer,
     Session,
+    SessionConflict,
+    SessionError,
     SessionMiddleware,
     SessionTooLarge,
+    StoreUnavailable,
     UnserializableValue,
     create_session,
 )
 from asgi_sessions.cookies import CookiePolicy
+from asgi_sessions.middleware import find_middleware
 from asgi_sessions.stores import MemoryStore
+from asgi_sessions.testing import login
 from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.recording import RecordingStore
@@ -85,10 +96,11 @@ def test_unsafe_cookie_options_are_refused(store: MemoryStore, options: dict[str
         SessionMiddleware(PlainTextResponse("x"), store=store, **options)
 
 
-def test_production_without_https_only_is_refused(
-    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("spelling", ["production", "Production", "PRODUCTION", " production\n"])
+def test_production_without_https_only_is_refused_however_it_is_spelled(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch, spelling: str
 ) -> None:
-    monkeypatch.setenv("ASGI_SESSIONS_ENV", "production")
+    monkeypatch.setenv("ASGI_SESSIONS_ENV", spelling)
     with pytest.raises(InsecureConfiguration, match="pass https_only=True"):
         SessionMiddleware(PlainTextResponse("x"), store=store)
     SessionMiddleware(PlainTextResponse("x"), store=store, https_only=True)
@@ -112,21 +124,58 @@ def test_bad_timeouts_are_refused(
 
 def test_max_age_is_the_idle_timeout(store: MemoryStore) -> None:
     middleware = SessionMiddleware(PlainTextResponse("x"), store=store, max_age=600)
-    assert middleware.backend.lifetime.idle_timeout == 600
+    assert middleware.settings.lifetime.idle_timeout == 600
 
 
-async def test_vary_joins_the_apps_own_and_cache_control_is_kept(store: MemoryStore) -> None:
+async def test_a_starlette_app_with_a_long_max_age_keeps_working(store: MemoryStore) -> None:
+    app = build_app(store, max_age=90 * 24 * 3600)
+    response = await post(app, "/set/cart", [])
+    assert response.status_code == 200
+    assert f"Max-Age={90 * 24 * 3600}" in response.headers["set-cookie"]
+
+
+def app_answering(store: MemoryStore, headers: dict[str, str]) -> Starlette:
+    """An app whose one route writes to the session and answers with ``headers``."""
+
     async def page(request: Request) -> Response:
         request.session["seen"] = True
-        return PlainTextResponse(
-            "x", headers={"vary": "Accept-Encoding", "cache-control": "private, max-age=5"}
-        )
+        return PlainTextResponse("x", headers=headers)
 
     app = Starlette(routes=[Route("/", page, methods=["POST"])])
     app.add_middleware(SessionMiddleware, store=store)
-    response = await post(app, "/")
+    return app
+
+
+async def test_vary_joins_the_apps_own_and_a_private_cache_control_is_kept(
+    store: MemoryStore,
+) -> None:
+    headers = {"vary": "Accept-Encoding", "cache-control": "private, max-age=5"}
+    response = await post(app_answering(store, headers), "/")
     assert response.headers["vary"] == "Accept-Encoding, Cookie"
     assert response.headers["cache-control"] == "private, max-age=5"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"cache-control": "public, max-age=3600"},
+        {"cache-control": "s-maxage=600"},
+        {"cache-control": "max-age=3600"},
+        {"cache-control": "private, public, max-age=60"},
+        {"cache-control": "no-cache"},
+        {"cache-control": "private", "cdn-cache-control": "public, max-age=600"},
+        {"surrogate-control": "max-age=600"},
+    ],
+)
+async def test_a_response_setting_the_cookie_is_never_publicly_cacheable(
+    store: MemoryStore, headers: dict[str, str]
+) -> None:
+    response = await post(app_answering(store, headers), "/")
+    assert "session=" in response.headers["set-cookie"]
+    cache_control = response.headers.get_list("cache-control")
+    assert cache_control in (["no-store"], ["private"])
+    assert "cdn-cache-control" not in response.headers
+    assert "surrogate-control" not in response.headers
 
 
 async def test_oversized_session_is_refused_naming_the_limit(store: MemoryStore) -> None:
@@ -143,7 +192,7 @@ async def test_unserializable_value_names_its_key(store: MemoryStore) -> None:
 
     app = Starlette(routes=[Route("/", page, methods=["POST"])])
     app.add_middleware(SessionMiddleware, store=store)
-    with pytest.raises(UnserializableValue, match=r"session\['when'\] cannot be stored as JSON"):
+    with pytest.raises(UnserializableValue, match=r"at 'when' cannot be stored"):
         await post(app, "/")
     assert issubclass(UnserializableValue, TypeError)
 
@@ -218,3 +267,166 @@ async def test_regenerate_on_a_new_session_creates_one_record(store: MemoryStore
     assert [r.key for r in await store.user_sessions("ann")] == [
         hashlib.sha256(response.cookies["session"].encode()).hexdigest()
     ]
+
+
+def chat_app(store: RecordingStore) -> Starlette:
+    """A websocket route that shows the session once connected."""
+
+    async def chat(websocket: WebSocket) -> None:
+        session: Session = websocket.session  # type: ignore[assignment]
+        shown = dict(session)  # the store is read, or StoreUnavailable is raised, here
+        await websocket.accept()
+        await websocket.send_json(shown)
+        await websocket.close()
+
+    app = build_app(store)
+    app.router.routes.append(WebSocketRoute("/ws", chat))
+    return app
+
+
+def test_websocket_handshake_is_refused_with_a_503_while_the_store_is_down(
+    store: MemoryStore,
+) -> None:
+    recording = RecordingStore(store)
+    client = TestClient(chat_app(recording))
+    client.post("/set/name", json="ann")
+    recording.fail()
+    with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect("/ws"):
+        pass
+    assert denied.value.status_code == 503
+    assert denied.value.headers["retry-after"] == "5"
+    recording.heal()
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json() == {"name": "ann"}
+
+
+async def test_websocket_without_denial_responses_is_closed_with_try_again_later(
+    store: MemoryStore,
+) -> None:
+    recording = RecordingStore(store)
+    token = await create_session(recording, {"name": "ann"})
+    recording.fail()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "root_path": "",
+        "scheme": "ws",
+        "query_string": b"",
+        "headers": [(b"cookie", f"session={token}".encode())],
+        "subprotocols": [],
+        "extensions": {},
+    }
+    await chat_app(recording)(scope, receive, send)  # type: ignore[arg-type]  # never raises
+    assert sent == [{"type": "websocket.close", "code": 1013}]
+
+
+@pytest.mark.parametrize("shape", ["gather", "base-http-middleware", "task-group"])
+async def test_store_down_is_a_503_in_every_app_shape(store: MemoryStore, shape: str) -> None:
+    recording = RecordingStore(store)
+
+    async def look(request: Request) -> None:
+        dict(request.session)
+
+    async def page(request: Request) -> Response:
+        if shape == "gather":
+            await asyncio.gather(look(request), look(request))
+        elif shape == "task-group":
+            async with anyio.create_task_group() as group:
+                group.start_soon(look, request)
+                group.start_soon(look, request)
+        else:
+            await look(request)
+        return PlainTextResponse("x")
+
+    async def passthrough(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        return response
+
+    app = Starlette(routes=[Route("/", page)])
+    if shape == "base-http-middleware":
+        app.add_middleware(BaseHTTPMiddleware, dispatch=passthrough)
+    app.add_middleware(SessionMiddleware, store=recording)
+    token = await create_session(recording, {"a": 1})
+    recording.fail()
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://t", cookies={"session": token}
+    ) as client:
+        response = await client.get("/")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_a_503_is_logged_once_per_interval_without_the_token(
+    store: MemoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    recording = RecordingStore(store)
+    app = build_app(recording)
+    token = await create_session(recording, {"a": 1})
+    recording.fail()
+    caplog.set_level(logging.DEBUG, logger="asgi_sessions")
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://t", cookies={"session": token}
+    ) as client:
+        for _ in range(20):
+            assert (await client.get("/read")).status_code == 503
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "injected fault: store is down" in warnings[0].getMessage()
+    assert all(token not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_session_conflict_does_not_say_the_store_is_down() -> None:
+    assert "unavailable" not in str(SessionConflict("x")).lower()
+    assert issubclass(SessionConflict, SessionError)
+    assert not issubclass(SessionConflict, StoreUnavailable)
+
+
+def reverse_json() -> Serializer:
+    """A custom serializer: JSON with its bytes reversed."""
+
+    class Reversed(JSONSerializer):
+        def dumps(self, data: Any) -> bytes:
+            return super().dumps(data)[::-1]
+
+        def loads(self, raw: bytes) -> dict[str, Any]:
+            return super().loads(raw[::-1])
+
+    return Reversed()
+
+
+async def test_create_session_follows_the_apps_settings(store: MemoryStore) -> None:
+    app = build_app(
+        store, serializer=reverse_json(), generate_token=lambda: "g" * 40, max_size=100
+    )
+    token = await create_session(app, {"cart": [1]}, user_id=7)
+    assert token == "g" * 40
+    [record] = await store.user_sessions("7")
+    assert record.data == b'{"cart":[1]}'[::-1]
+    with pytest.raises(SessionTooLarge, match="max_size"):
+        await create_session(app, {"blob": "x" * 200})
+
+
+async def test_login_helper_follows_the_apps_cookie_name_and_settings(store: MemoryStore) -> None:
+    app = build_app(store, https_only=True, host_prefix=True, serializer=reverse_json())
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://t") as client:
+        token = await login(client, app, user_id="ann", data={"cart": [1]})
+        assert client.cookies["__Host-session"] == token
+        response = await client.get("/read")
+    assert response.json() == {"data": {"cart": [1]}, "user_id": "ann"}
+
+
+def test_find_middleware_says_what_to_pass() -> None:
+    with pytest.raises(ValueError, match="pass the app you added SessionMiddleware to"):
+        find_middleware(Starlette())

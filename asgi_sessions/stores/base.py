@@ -108,6 +108,10 @@ class SessionStore(ABC):
     worker whose clock runs up to this far ahead never deletes a session that is live
     by its neighbours' clocks."""
 
+    timeout: float | None = None
+    """The longest one call may take, in seconds, if the store bounds its calls. The
+    middleware bounds all of one request's store work together by the same figure."""
+
     def __init__(self, *, clock: Clock = utc_now) -> None:
         self.clock = clock
 

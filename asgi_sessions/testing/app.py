@@ -1,7 +1,14 @@
-"""A small Starlette app that exercises every session feature, for the test suites."""
+"""A small Starlette app that exercises every session feature, for the test suites.
+
+Routes under ``/held/`` load the session, then wait for the test to open
+``app.state.gate`` before doing their work: a request held mid-way, as a slowly sent
+request body would hold it, while the test ends the session or writes to it.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -14,10 +21,26 @@ from asgi_sessions.middleware import SessionMiddleware
 from asgi_sessions.session import Session
 from asgi_sessions.stores.base import SessionStore
 
+HOSTILE_VALUES: dict[str, Any] = {
+    "int-and-str-keys": {"a": {1: "x", "1": "y"}},
+    "none-key": {"a": {None: 1}},
+    "nan": {"a": math.nan},
+    "infinity": {"a": [math.inf]},
+    "tuple": {"a": (1, 2)},
+    "set": {"a": {1, 2}},
+    "bytes": {"a": b"raw"},
+    "lone-surrogate": {"a": "\ud800"},
+}
+"""Session values JSON would change or refuse, by name, for ``/set-hostile/{name}``."""
+
 
 def _session(request: Request) -> Session:
     session: Session = request.session  # type: ignore[assignment]
     return session
+
+
+def _shown(session: Session) -> Response:
+    return JSONResponse({"data": dict(session), "user_id": session.user_id})
 
 
 async def untouched(request: Request) -> Response:
@@ -25,8 +48,7 @@ async def untouched(request: Request) -> Response:
 
 
 async def read(request: Request) -> Response:
-    session = _session(request)
-    return JSONResponse({"data": dict(session), "user_id": session.user_id})
+    return _shown(_session(request))
 
 
 async def load_and_read(request: Request) -> Response:
@@ -40,16 +62,18 @@ async def set_value(request: Request) -> Response:
     return await read(request)
 
 
+async def set_hostile(request: Request) -> Response:
+    _session(request).update(HOSTILE_VALUES[request.path_params["name"]])
+    return PlainTextResponse("set")
+
+
 async def delete_value(request: Request) -> Response:
     _session(request).pop(request.path_params["key"], None)
     return await read(request)
 
 
-async def slow_set(request: Request) -> Response:
-    """Set a key, then wait for the test to open the gate before answering."""
-    _session(request)[request.path_params["key"]] = await request.json()
-    request.app.state.reached.set()
-    await request.app.state.gate.wait()
+async def set_user(request: Request) -> Response:
+    _session(request).user_id = await request.json()
     return await read(request)
 
 
@@ -61,7 +85,11 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    _session(request).destroy()
+    """Log out; with ``?flash=...``, leave a message, which starts a new session."""
+    session = _session(request)
+    session.destroy()
+    if "flash" in request.query_params:
+        session.flash(request.query_params["flash"])
     return PlainTextResponse("bye")
 
 
@@ -75,6 +103,18 @@ async def fail(request: Request) -> Response:
     return PlainTextResponse("boom", status_code=500)
 
 
+async def logout_then_fail(request: Request) -> Response:
+    _session(request).destroy()
+    return PlainTextResponse("boom after logout", status_code=500)
+
+
+async def login_then_fail(request: Request) -> Response:
+    session = _session(request)
+    session.regenerate()
+    session["doomed"] = True
+    return PlainTextResponse("boom after regenerate", status_code=500)
+
+
 async def flash(request: Request) -> Response:
     _session(request).flash(await request.json(), "success")
     return PlainTextResponse("flashed")
@@ -82,6 +122,77 @@ async def flash(request: Request) -> Response:
 
 async def flashes(request: Request) -> Response:
     return JSONResponse(_session(request).pop_flashes())
+
+
+async def in_task_group(request: Request) -> Response:
+    """Read the session inside an anyio task group: errors arrive in an ExceptionGroup."""
+    found: dict[str, Any] = {}
+
+    async def look() -> None:
+        found.update(_session(request))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(look)
+    return JSONResponse(found)
+
+
+HeldStep = Callable[[Session, Any], Awaitable[None]]
+
+
+async def _read(session: Session, body: Any) -> None:
+    """Only read: the commit may slide the expiry."""
+
+
+async def _write(session: Session, body: Any) -> None:
+    session["held"] = body
+
+
+async def _regenerate(session: Session, body: Any) -> None:
+    session.regenerate()
+
+
+async def _login(session: Session, body: Any) -> None:
+    session.regenerate()
+    session.user_id = body
+
+
+async def _set_expiry(session: Session, body: Any) -> None:
+    session.set_expiry(body)
+
+
+async def _change_user(session: Session, body: Any) -> None:
+    session.user_id = body
+
+
+async def _flash(session: Session, body: Any) -> None:
+    session.flash(body)
+
+
+async def _reload(session: Session, body: Any) -> None:
+    await session.reload()
+
+
+HELD_STEPS: dict[str, HeldStep] = {
+    "read": _read,
+    "write": _write,
+    "regenerate": _regenerate,
+    "login": _login,
+    "set-expiry": _set_expiry,
+    "user-change": _change_user,
+    "flash": _flash,
+    "reload": _reload,
+}
+"""What a held request does once released, by name, for ``/held/{step}``."""
+
+
+async def held(request: Request) -> Response:
+    """Load the session, wait for the gate, then do one step and answer with the session."""
+    session = _session(request)
+    body = await request.json() if await request.body() else None
+    request.app.state.reached.set()
+    await request.app.state.gate.wait()
+    await HELD_STEPS[request.path_params["step"]](session, body)
+    return _shown(session)
 
 
 def build_app(store: SessionStore, **options: Any) -> Starlette:
@@ -92,14 +203,19 @@ def build_app(store: SessionStore, **options: Any) -> Starlette:
             Route("/read", read),
             Route("/load-and-read", load_and_read),
             Route("/set/{key}", set_value, methods=["POST"]),
+            Route("/set-hostile/{name}", set_hostile, methods=["POST"]),
             Route("/delete/{key}", delete_value, methods=["POST"]),
-            Route("/slow-set/{key}", slow_set, methods=["POST"]),
+            Route("/user", set_user, methods=["POST"]),
             Route("/login/{user}", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/expiry", expiry, methods=["POST"]),
             Route("/fail", fail, methods=["POST"]),
+            Route("/logout-then-fail", logout_then_fail, methods=["POST"]),
+            Route("/login-then-fail", login_then_fail, methods=["POST"]),
             Route("/flash", flash, methods=["POST"]),
             Route("/flashes", flashes),
+            Route("/in-task-group", in_task_group),
+            Route("/held/{step}", held, methods=["POST"]),
         ]
     )
     app.add_middleware(SessionMiddleware, store=store, **options)

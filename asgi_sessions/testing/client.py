@@ -8,35 +8,34 @@ from typing import Any
 
 import httpx
 
+from asgi_sessions.middleware import find_middleware
 from asgi_sessions.persistence import create_session
-from asgi_sessions.stores.base import SessionStore
 
 
 async def login(
     client: httpx.AsyncClient | httpx.Client,
-    store: SessionStore,
+    app: Any,
     user_id: str | int | None,
     data: Mapping[str, Any] | None = None,
-    *,
-    session_cookie: str = "session",
 ) -> str:
-    """Create a session for ``user_id`` in ``store`` and give ``client`` its cookie.
+    """Create a session for ``user_id`` and give ``client`` its cookie.
 
-    Works with ``httpx.AsyncClient`` and Starlette's ``TestClient``; returns the
-    token, e.g. to assert on later.
+    ``app`` is the app SessionMiddleware was added to (or the middleware itself): the
+    session follows its settings (store, timeouts, serializer, token generator) and the
+    cookie gets its name, ``__Host-`` prefix included. Works with ``httpx.AsyncClient``
+    and Starlette's ``TestClient``; returns the token, e.g. to assert on later.
     """
-    token = await create_session(store, data, user_id=user_id)
-    client.cookies.set(session_cookie, token)
+    middleware = find_middleware(app)
+    token = await create_session(middleware, data, user_id=user_id)
+    client.cookies.set(middleware.cookie.cookie_name, token)
     return token
 
 
 def login_sync(
     client: httpx.Client,
-    store: SessionStore,
+    app: Any,
     user_id: str | int | None,
     data: Mapping[str, Any] | None = None,
-    *,
-    session_cookie: str = "session",
 ) -> str:
     """``login()`` for synchronous tests using Starlette's ``TestClient``."""
-    return asyncio.run(login(client, store, user_id, data, session_cookie=session_cookie))
+    return asyncio.run(login(client, app, user_id, data))

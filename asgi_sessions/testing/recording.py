@@ -37,6 +37,7 @@ class RecordingStore(SessionStore):
     def __init__(self, store: SessionStore) -> None:
         super().__init__(clock=store.clock)
         self.store = store
+        self.timeout = store.timeout
         self.calls: list[str] = []
         self.failing: frozenset[str] = frozenset()
         self.persistent = store.persistent
@@ -70,13 +71,22 @@ class RecordingStore(SessionStore):
         self._record("update")
         return await self.store.update(record, expected_version=expected_version)
 
-    async def destroy(self, key: str) -> None:
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
         self._record("destroy")
-        await self.store.destroy(key)
+        return await self.store.destroy(key, expected_version=expected_version)
 
-    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
+    async def extend_lifetime(
+        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+    ) -> bool:
         self._record("extend_lifetime")
-        await self.store.extend_lifetime(key, expires_at)
+        return await self.store.extend_lifetime(
+            key, expires_at, expected_version=expected_version
+        )
+
+    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
+        self._record("delete_expired")
+        async for removed in self.store.delete_expired(before, batch_size):
+            yield removed
 
     async def cleanup_expired_sessions(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None

@@ -167,7 +167,7 @@ async def test_known_and_unknown_ids_cost_exactly_one_read(
 async def test_unknown_ids_are_logged_by_a_hashed_prefix_only(
     store_url: str, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="asgi_sessions")
+    caplog.set_level(logging.DEBUG, logger="asgi_sessions")
     store = RecordingStore(create_store(store_url, clock=clock))
     guesses = [tokens.generate_token() for _ in range(50)]
     try:
@@ -179,9 +179,10 @@ async def test_unknown_ids_are_logged_by_a_hashed_prefix_only(
     finally:
         await store.close()
     assert store.calls == ["read"] * len(guesses) + ["close"]
-    warnings = [r for r in caplog.records if r.name == "asgi_sessions"]
-    assert [r.levelno for r in warnings] == [logging.WARNING] * len(guesses)
-    for guess, record in zip(guesses, warnings, strict=True):
+    misses = [r for r in caplog.records if r.name == "asgi_sessions"]
+    # An expired session is a miss too: routine, so DEBUG, never a warning to alert on.
+    assert [r.levelno for r in misses] == [logging.DEBUG] * len(guesses)
+    for guess, record in zip(guesses, misses, strict=True):
         message = record.getMessage()
         key = tokens.key_for(guess)
         assert key[:16] in message
