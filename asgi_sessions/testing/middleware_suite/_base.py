@@ -24,7 +24,7 @@ NOT_PERSISTENT = "store does not keep records across instances"
 
 def token_of(client: httpx.AsyncClient) -> str | None:
     """The session token the server last gave the client."""
-    given: list[str] = [c.value for c in client.cookies.jar if c.name == "session" and c.domain]
+    given = [c.value for c in client.cookies.jar if c.name == "session" and c.domain]
     if given:
         return given[-1]
     token: str | None = client.cookies.get("session")
@@ -43,7 +43,7 @@ def key_of(token: str) -> str:
 
 def live_token_in(response: httpx.Response) -> str | None:
     """The session token a response hands the client, unless the cookie is a deletion."""
-    header = response.headers.get("set-cookie")
+    header: str | None = response.headers.get("set-cookie")
     if header is None or "Max-Age=0" in header:
         return None
     return header.split(";", 1)[0].split("=", 1)[1]
