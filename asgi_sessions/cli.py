@@ -14,10 +14,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from asgi_sessions.exceptions import SessionError, SessionExists
-from asgi_sessions.stores import create_store
+from asgi_sessions.stores import create_store, redact_url
 from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
 
 __all__ = ["main"]
@@ -36,15 +35,6 @@ class Failure(Exception):
 
 class UsageError(Exception):
     """The command was called in a way it cannot honour; exit code 2."""
-
-
-def _redacted(url: str) -> str:
-    """``url`` with any password replaced, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
 
 
 def _open(url: str) -> SessionStore:
@@ -202,7 +192,7 @@ async def migrate(args: argparse.Namespace) -> None:
         total, present = await source.count(), await target.count()
         if present:
             _confirm(
-                f"{_redacted(args.target)} already holds {present} sessions; older copies of"
+                f"{redact_url(args.target)} already holds {present} sessions; older copies of"
                 " migrated sessions will be replaced. Go on?",
                 args.yes,
             )
@@ -221,7 +211,7 @@ async def migrate(args: argparse.Namespace) -> None:
                     await slots.acquire()
                     copies.create_task(copy(record))
     print(
-        f"migrated {_redacted(args.source)} -> {_redacted(args.target)}: "
+        f"migrated {redact_url(args.source)} -> {redact_url(args.target)}: "
         + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
     )
 
@@ -235,7 +225,7 @@ def demo(args: argparse.Namespace) -> None:
     from asgi_sessions.demo import build_demo
 
     app = build_demo(_open(args.store))
-    print(f"demo at http://{args.host}:{args.port}/ (sessions in {_redacted(args.store)})")
+    print(f"demo at http://{args.host}:{args.port}/ (sessions in {redact_url(args.store)})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

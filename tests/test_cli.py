@@ -14,11 +14,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
 import pytest
 from demo_server import demo_process, free_port, wait_until_serving
+from faults.stores import remove_namespace, with_options
 from starlette.applications import Starlette
 
 from asgi_sessions import create_session, tokens
@@ -390,6 +393,75 @@ async def test_migrate_into_the_same_store_is_bad_usage(
 ) -> None:
     assert await cli("migrate", source, source, "--yes") == 2
     assert "same store" in capsys.readouterr().err
+
+
+SECRET = "S3cretPW"
+
+
+def with_password(url: str) -> str:
+    """``url`` with SECRET as the password of its user (ignored by a trusting server)."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}:{SECRET}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresq://app:S3cretPW@host/db",
+        "sqlite:///sessions.db?password=S3cretPW",
+        "postgresql://app:S3cretPW@127.0.0.1:1/db",
+        "redis://:S3cretPW@127.0.0.1:1/0",
+    ],
+    ids=["misspelled scheme", "sqlite password parameter", "postgres down", "redis down"],
+)
+async def test_a_failing_command_never_shows_a_password(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("stats", url) == 1
+
+    out, err = capsys.readouterr()
+    assert err.startswith("asgi-sessions stats: ")
+    assert SECRET not in out + err
+
+
+async def test_migrate_names_both_stores_without_passwords(
+    postgres_dsn: str,
+    namespace: str,
+    target: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = with_options(with_password(postgres_dsn), table_name=namespace)
+    try:
+        await put(source, make_record("a"))
+        await put(target, make_record("other"))
+        monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+
+        assert await cli("migrate", target, source) == 0
+
+        out, err = capsys.readouterr()
+        assert "postgres:***@" in out
+        assert "already holds 1 session" in out
+        assert "1 copied" in out
+        assert SECRET not in out + err
+    finally:
+        await remove_namespace(source)
+
+
+async def test_demo_names_its_store_without_a_password(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[object] = []
+    uvicorn = SimpleNamespace(run=lambda app, **_: served.append(app))
+    monkeypatch.setitem(sys.modules, "uvicorn", uvicorn)
+
+    assert await cli("demo", "--store", with_password(postgres_dsn)) == 0
+
+    assert len(served) == 1
+    out = capsys.readouterr().out
+    assert ":***@" in out
+    assert SECRET not in out
 
 
 async def test_demo_without_uvicorn_prints_the_install_line(

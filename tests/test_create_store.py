@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from asgi_sessions import create_store
-from asgi_sessions.stores import MemoryStore, PostgresStore, SQLiteStore
+from asgi_sessions import SessionStore, create_store
+from asgi_sessions.stores import (
+    MemoryStore,
+    PostgresStore,
+    RedisStore,
+    SQLiteStore,
+    redact_url,
+)
 
 
 def test_memory_and_sqlite_urls(tmp_path: Path) -> None:
@@ -49,3 +56,53 @@ def test_keyword_options_win_over_the_query(tmp_path: Path) -> None:
 def test_bad_urls_say_what_is_wrong(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_store(url)
+
+
+# passwords never appear in a message
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:S3cretPW@db/app", "postgresql://app:***@db/app"),
+        ("redis://:S3cretPW@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("postgresql://app:S3cr/etPW@db/app", "postgresql://app:***@db/app"),
+        (
+            "sqlite:////var/s.db?password=S3cretPW&table_name=web",
+            "sqlite:////var/s.db?password=***&table_name=web",
+        ),
+        (
+            "postgresql://app@db/app?sslpassword=S3cretPW&passwd=S3cretPW&pwd=S3cretPW"
+            "&client_secret=S3cretPW&access_token=S3cretPW&sslkey=S3cretPW",
+            "postgresql://app@db/app?sslpassword=***&passwd=***&pwd=***"
+            "&client_secret=***&access_token=***&sslkey=***",
+        ),
+        ("sqlite:///relative@dir/s.db", "sqlite:///relative@dir/s.db"),
+        ("redis://cache:6379/0?prefix=app:", "redis://cache:6379/0?prefix=app:"),
+    ],
+)
+def test_redact_url_hides_passwords_and_secret_parameters_only(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("build", "url"),
+    [
+        (create_store, "postgresq://app:S3cretPW@db/app"),
+        (create_store, "sqlite:///s.db?password=S3cretPW"),
+        (create_store, "memory://app:S3cretPW@host"),
+        (SQLiteStore.from_url, "sqlite://app:S3cretPW@host/s.db"),
+        (SQLiteStore.from_url, "sqlite:///s.db?password=S3cretPW"),
+        (PostgresStore.from_url, "mysql://app:S3cretPW@db/app"),
+        (RedisStore.from_url, "http://:S3cretPW@cache:6379/0"),
+        (MemoryStore.from_url, "memory://app:S3cretPW@host?token=S3cretPW"),
+    ],
+)
+def test_a_refused_url_is_shown_without_its_password(
+    build: Callable[[str], SessionStore], url: str
+) -> None:
+    with pytest.raises(ValueError, match=r"\*\*\*") as refused:
+        build(url)
+    assert SECRET not in str(refused.value)

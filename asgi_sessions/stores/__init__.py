@@ -11,6 +11,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "SessionRecord",
     "SessionStore",
     "create_store",
+    "redact_url",
 ]
 
 # class name -> (module, pip extra that provides its driver)
@@ -73,7 +75,9 @@ def create_store(url: str, **options: Any) -> SessionStore:
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ValueError(f"unknown session store URL {url!r}: expected one of {known}")
+        raise ValueError(
+            f"unknown session store URL {redact_url(url)!r}: expected one of {known}"
+        )
     store_class = __getattr__(_SCHEMES[scheme])
     parameters = inspect.signature(store_class).parameters
     driver_query = []

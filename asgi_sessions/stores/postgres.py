@@ -17,6 +17,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from asgi_sessions.stores._asyncpg import PostgresConnections
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
@@ -129,7 +130,9 @@ class PostgresStore(SessionStore):
     def from_url(cls, url: str, **options: Any) -> Self:
         """Accept ``postgresql://`` and ``postgres://`` DSNs; options go to the constructor."""
         if not url.lower().startswith(("postgresql://", "postgres://")):
-            raise ValueError(f"PostgresStore needs a postgresql:// or postgres:// URL, got {url!r}")
+            raise ValueError(
+                f"PostgresStore needs a postgresql:// or postgres:// URL, got {redact_url(url)!r}"
+            )
         return cls(url, **options)
 
     async def read(self, key: str) -> SessionRecord | None:

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import aiosqlite
 
 from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
@@ -127,8 +128,8 @@ class SQLiteStore(SessionStore):
             or not (memory or path)
         ):
             raise ValueError(
-                f"cannot read SQLite URL {url!r}: write sqlite:///relative/path.db (three"
-                " slashes), sqlite:////absolute/path.db (four) or sqlite:// (in memory), and"
+                f"cannot read SQLite URL {redact_url(url)!r}: write sqlite:///relative/path.db"
+                " (three slashes), sqlite:////absolute/path.db (four) or sqlite:// (in memory), and"
                 " pass options such as table_name as keyword arguments"
             )
         return cls(":memory:" if memory else unquote(path), **options)
