@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from asgi_sessions import SessionStore, create_store
+from asgi_sessions import SessionRecord, SessionStore, create_store
 from asgi_sessions.stores import (
     MemoryStore,
     PostgresStore,
@@ -15,6 +17,8 @@ from asgi_sessions.stores import (
     SQLiteStore,
     redact_url,
 )
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def test_memory_and_sqlite_urls(tmp_path: Path) -> None:
@@ -56,6 +60,69 @@ def test_keyword_options_win_over_the_query(tmp_path: Path) -> None:
 def test_bad_urls_say_what_is_wrong(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "unknown", "closest", "listed"),
+    [
+        ("redis://cache:6379/0?prefx=app:", "prefx", "prefix", ["prefix", "db", "ssl_cert_reqs"]),
+        (
+            "postgresql://postgres@127.0.0.1/test?table_nam=web",
+            "table_nam",
+            "table_name",
+            ["table_name", "command_timeout", "sslmode", "application_name"],
+        ),
+        ("postgresql://db/app?ssl_mode=require", "ssl_mode", "sslmode", ["sslmode"]),
+        ("sqlite:///s.db?tabel_name=web", "tabel_name", "table_name", ["create_table", "timeout"]),
+    ],
+)
+def test_an_unknown_query_option_is_refused_at_once_with_the_closest_match(
+    url: str, unknown: str, closest: str, listed: list[str]
+) -> None:
+    with pytest.raises(ValueError, match=f"unknown option '{unknown}'") as refused:
+        create_store(url)
+    message = str(refused.value)
+    assert f"did you mean '{closest}'?" in message
+    for name in listed:
+        assert re.search(rf"\b{name}\b", message), name
+
+
+def test_an_option_nothing_resembles_is_refused_without_a_guess() -> None:
+    with pytest.raises(ValueError, match=r"unknown option 'zzz'.*MemoryStore options: \(none\)"):
+        create_store("memory://?zzz=1")
+
+
+def test_objects_are_not_options_a_query_can_set() -> None:
+    for name in ("clock", "pool"):
+        with pytest.raises(ValueError, match=f"unknown option '{name}'"):
+            create_store(f"postgresql://db/app?{name}=x")
+
+
+def test_driver_parameters_the_store_declares_reach_the_driver(
+    postgres_dsn: str, redis_url: str, namespace: str
+) -> None:
+    store = create_store(f"{postgres_dsn}?sslmode=disable&table_name={namespace}")
+    assert isinstance(store, PostgresStore)
+    assert store.dsn == f"{postgres_dsn}?sslmode=disable"
+    assert isinstance(create_store(f"{redis_url}?db=1&client_name=app"), RedisStore)
+
+
+@pytest.mark.anyio
+async def test_a_redis_store_works_with_the_driver_parameters_it_passes_on(
+    redis_url: str, namespace: str
+) -> None:
+    record = SessionRecord("k" * 64, b"{}", "ann", NOW, NOW + timedelta(hours=1))
+    url = f"{redis_url}?db=0&client_name={namespace}&health_check_interval=30&prefix={namespace}:"
+    async with create_store(url, clock=lambda: NOW) as store:
+        await store.create(record)
+        assert await store.read(record.key) == record
+        await store.clear()
+
+
+def test_tls_parameters_need_a_tls_redis_url() -> None:
+    with pytest.raises(ValueError, match=r"ssl_cert_reqs .* applies to TLS connections only"):
+        create_store("redis://cache:6379/0?ssl_cert_reqs=none")
+    assert isinstance(create_store("rediss://cache:6379/0?ssl_cert_reqs=none"), RedisStore)
 
 
 # passwords never appear in a message

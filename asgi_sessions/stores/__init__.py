@@ -6,8 +6,11 @@ matters to the code that asks for that store.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -68,8 +71,10 @@ def create_store(url: str, **options: Any) -> SessionStore:
     """Build a store from a URL such as ``sqlite:///sessions.db`` or ``redis://localhost``.
 
     Store options may be given as keyword arguments or in the query string
-    (``postgresql://db/app?table_name=web_sessions``, ``redis://cache?prefix=app:``);
-    other query parameters stay in the URL for the driver.
+    (``postgresql://db/app?table_name=web_sessions``, ``redis://cache?prefix=app:``).
+    Other query parameters stay in the URL for the driver if the store class lists
+    them in ``driver_url_parameters`` (``sslmode``, ``db``, ...); any other name is
+    refused at once with a ValueError that names it and suggests the closest match.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -79,19 +84,52 @@ def create_store(url: str, **options: Any) -> SessionStore:
             f"unknown session store URL {redact_url(url)!r}: expected one of {known}"
         )
     store_class = __getattr__(_SCHEMES[scheme])
-    parameters = inspect.signature(store_class).parameters
+    accepted = _query_options(store_class)
+    passed_on = frozenset(getattr(store_class, "driver_url_parameters", ()))
     driver_query = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        parameter = parameters.get(name)
-        if parameter is None or parameter.kind is not parameter.KEYWORD_ONLY:
+        if name in accepted:
+            options.setdefault(name, _typed(name, value, accepted[name]))
+        elif name in passed_on:
             driver_query.append((name, value))
         else:
-            options.setdefault(name, _typed(name, value, parameter.default))
+            raise ValueError(_unknown_option(name, url, store_class.__name__, accepted, passed_on))
     if parts.query:  # rebuilt by hand: urlunsplit would turn sqlite://// into sqlite://
         base = url.partition("?")[0]
         url = f"{base}?{urlencode(driver_query)}" if driver_query else base
     store: SessionStore = store_class.from_url(url, **options)
     return store
+
+
+def _query_options(store_class: type[SessionStore]) -> dict[str, Any]:
+    """The constructor's keyword-only options a query string can set, with their defaults.
+
+    Those whose default is a string, number or bool, or None for a ``str | None``; not
+    objects such as ``clock``, ``pool`` or ``client``.
+    """
+    options = {}
+    for name, parameter in inspect.signature(store_class).parameters.items():
+        default = parameter.default
+        if parameter.kind is not parameter.KEYWORD_ONLY:
+            continue
+        if isinstance(default, str | int | float) or (
+            default is None and re.search(r"\bstr\b", str(parameter.annotation))
+        ):
+            options[name] = default
+    return options
+
+
+def _unknown_option(
+    name: str, url: str, store_name: str, options: Iterable[str], passed_on: Iterable[str]
+) -> str:
+    """Say which query parameter is unknown, what the store takes, and the likeliest fix."""
+    known = sorted(options)
+    driver = sorted(passed_on)
+    close = difflib.get_close_matches(name, [*known, *driver], n=1)
+    guess = f"; did you mean {close[0]!r}?" if close else "."
+    takes = f"{store_name} options: {', '.join(known) or '(none)'}"
+    passes = f"driver parameters: {', '.join(driver) or '(none)'}"
+    return f"unknown option {name!r} in {redact_url(url)!r}{guess} {takes}; {passes}"
 
 
 def _typed(name: str, value: str, default: Any) -> Any:

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -85,6 +85,21 @@ class PostgresStore(SessionStore):
     ``pool`` (the caller owns it; the store never closes it). ``connect_timeout`` bounds
     opening a connection and waiting for a free one; ``command_timeout`` bounds each query.
     """
+
+    driver_url_parameters: ClassVar[frozenset[str]] = frozenset(
+        {
+            # read by asyncpg itself
+            "host", "port", "user", "password", "passfile", "dbname", "database", "service",
+            "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword",
+            "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version",
+            "target_session_attrs", "krbsrvname", "gsslib",
+            # sent on by asyncpg as server settings
+            "application_name", "search_path", "timezone", "statement_timeout",
+            "lock_timeout", "idle_in_transaction_session_timeout",
+        }
+    )  # fmt: skip
+    """Query parameters ``create_store`` leaves in the DSN for asyncpg. Any other server
+    setting is refused there: pass it through your own pool (``PostgresStore(pool=...)``)."""
 
     def __init__(
         self,
