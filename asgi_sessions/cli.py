@@ -38,10 +38,10 @@ class UsageError(Exception):
 
 
 def _open(url: str) -> SessionStore:
-    """Build the store ``url`` names; a bad URL or missing driver is a Failure."""
+    """Build the store ``url`` names; a bad URL or a store that cannot be loaded is a Failure."""
     try:
         return create_store(url)
-    except (ValueError, ModuleNotFoundError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         raise Failure(str(exc)) from exc
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
+import installed_store
 import pytest
 from demo_server import demo_process, free_port, wait_until_serving
 from faults.stores import remove_namespace, with_options
@@ -357,6 +359,25 @@ async def test_migrated_client_stays_logged_in_against_the_new_store(
         after.cookies = before.cookies  # the same browser, now served from the new store
         seen = (await after.get("/read")).json()
     assert seen == {"data": {"cart": ["book"]}, "user_id": "alice"}
+
+
+# stores of other packages
+
+
+async def test_an_installed_store_is_reached_by_its_url(tmp_path: Path) -> None:
+    """A package that names its store in the asgi_sessions.stores entry points, as pip
+    would install it, is used by URL in a new process; nothing here imports it."""
+    site = installed_store.install(tmp_path / "site-packages")
+    database = tmp_path / "acme.db"
+    await put(f"sqlite:///{database}", make_record("a", "ann"), make_record("b"))
+    command = [sys.executable, "-m", "asgi_sessions.cli", "stats", f"acme:///{database}"]
+
+    done = await anyio.run_process(
+        command, env={**os.environ, "PYTHONPATH": str(site)}, check=False
+    )
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert re.search(r"live sessions\s+2\n  of logged-in users\s+1\n", done.stdout.decode())
 
 
 # failures and usage

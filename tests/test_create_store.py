@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Self
 
+import installed_store
 import pytest
 
-from asgi_sessions import SessionRecord, SessionStore, create_store
+from asgi_sessions import SessionRecord, SessionStore, create_store, register_store
 from asgi_sessions.stores import (
     MemoryStore,
     PostgresStore,
@@ -123,6 +126,83 @@ def test_tls_parameters_need_a_tls_redis_url() -> None:
     with pytest.raises(ValueError, match=r"ssl_cert_reqs .* applies to TLS connections only"):
         create_store("redis://cache:6379/0?ssl_cert_reqs=none")
     assert isinstance(create_store("rediss://cache:6379/0?ssl_cert_reqs=none"), RedisStore)
+
+
+# stores of other packages
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The acme store package, installed on sys.path for this test only."""
+    root = installed_store.install(tmp_path / "site-packages")
+    monkeypatch.syspath_prepend(str(root))
+    yield root
+    sys.modules.pop(installed_store.MODULE, None)
+
+
+def test_an_installed_store_is_built_from_its_url_scheme(installed: Path, tmp_path: Path) -> None:
+    store = create_store(f"acme:///{tmp_path}/a.db?flavour=mint&table_name=web")
+
+    assert type(store).__module__ == installed_store.MODULE
+    assert isinstance(store, SQLiteStore)
+    assert (store.path, store.table_name) == (f"{tmp_path}/a.db", "web")
+    assert vars(store)["flavour"] == "mint"  # a driver parameter the class declares
+
+
+def test_an_installed_store_refuses_what_it_does_not_declare(installed: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown option 'flavor'.*did you mean 'flavour'"):
+        create_store("acme:///a.db?flavor=mint")
+
+
+def test_an_unknown_scheme_lists_installed_schemes_too(installed: Path) -> None:
+    with pytest.raises(ValueError, match=r"expected one of memory://, .*, acme://"):
+        create_store("acne:///a.db")
+
+
+def test_an_installed_store_that_cannot_be_imported_says_where_it_comes_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = tmp_path / "broken-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[asgi_sessions.stores]\nbroken = no_such_mod:Store\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(ImportError, match=r"broken://, no_such_mod:Store \(entry point"):
+        create_store("broken://x")
+
+
+class ShelfStore(MemoryStore):
+    """A store an application registers for itself."""
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        return cls(**options)
+
+
+def test_a_registered_store_is_built_from_its_url_scheme(namespace: str) -> None:
+    scheme = f"shelf-{namespace.replace('_', '-')}"
+    register_store(scheme, ShelfStore)
+    register_store(scheme.upper(), ShelfStore)  # the same class again: nothing changes
+
+    assert type(create_store(f"{scheme}://")) is ShelfStore
+    with pytest.raises(ValueError, match="already registered to ShelfStore"):
+        register_store(scheme, MemoryStore)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "store_class", "error", "message"),
+    [
+        ("redis", ShelfStore, ValueError, r"redis:// is built in \(RedisStore\)"),
+        ("no scheme", ShelfStore, ValueError, "is not a URL scheme"),
+        ("shelf", dict, TypeError, "needs a SessionStore subclass"),
+    ],
+)
+def test_register_store_refuses_what_would_not_work(
+    scheme: str, store_class: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        register_store(scheme, store_class)
 
 
 # passwords never appear in a message

@@ -1,7 +1,9 @@
 """Session stores and ``create_store(url)``, the one place that maps a URL to a store class.
 
 Store classes are imported on first access, so a missing optional driver only
-matters to the code that asks for that store.
+matters to the code that asks for that store. Other packages add URL schemes
+through the ``asgi_sessions.stores`` entry-point group (name = scheme, value =
+``module:Class``), or at run time with ``register_store(scheme, cls)``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from asgi_sessions.stores.sqlite import SQLiteStore
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "MemoryStore",
     "PostgresStore",
     "RedisStore",
@@ -32,7 +36,11 @@ __all__ = [
     "SessionStore",
     "create_store",
     "redact_url",
+    "register_store",
 ]
+
+ENTRY_POINT_GROUP = "asgi_sessions.stores"
+"""The entry-point group in which installed packages name their store for a URL scheme."""
 
 # class name -> (module, pip extra that provides its driver)
 _STORES = {
@@ -67,8 +75,70 @@ def __getattr__(name: str) -> Any:
         ) from exc
 
 
+_registered: dict[str, type[SessionStore]] = {}
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+
+
+def register_store(scheme: str, store_class: type[SessionStore]) -> None:
+    """Let ``create_store`` build ``store_class`` from ``scheme://`` URLs, in this process.
+
+    Installed packages are better registered through the ``asgi_sessions.stores``
+    entry-point group, which the command line sees too. A built-in scheme, or one
+    registered to another class, is refused with a ValueError.
+    """
+    scheme = scheme.lower()
+    if not _SCHEME.fullmatch(scheme):
+        raise ValueError(f"{scheme!r} is not a URL scheme: use letters, digits, '+', '-', '.'")
+    if not (isinstance(store_class, type) and issubclass(store_class, SessionStore)):
+        raise TypeError(f"register_store needs a SessionStore subclass, got {store_class!r}")
+    if scheme in _SCHEMES:
+        raise ValueError(f"{scheme}:// is built in ({_SCHEMES[scheme]}); pick another scheme")
+    taken = _registered.setdefault(scheme, store_class)
+    if taken is not store_class:
+        raise ValueError(f"{scheme}:// is already registered to {taken.__qualname__}")
+
+
+def _installed(scheme: str | None = None) -> list[EntryPoint]:
+    """The installed entry points for ``scheme`` (every one when None)."""
+    found = entry_points(group=ENTRY_POINT_GROUP)
+    return [each for each in found if scheme is None or each.name.lower() == scheme]
+
+
+def _store_class(scheme: str, url: str) -> type[SessionStore]:
+    """The class for ``scheme``: built in, registered, or named by an installed entry point."""
+    if scheme in _SCHEMES:
+        built_in: type[SessionStore] = __getattr__(_SCHEMES[scheme])
+        return built_in
+    if scheme in _registered:
+        return _registered[scheme]
+    claims = {each.value: each for each in _installed(scheme)}
+    if len(claims) > 1:
+        raise ValueError(
+            f"{scheme}:// is claimed by several installed stores ({', '.join(sorted(claims))});"
+            " uninstall one, or call register_store to choose"
+        )
+    if not claims:
+        known = [*_SCHEMES, *_registered, *(each.name for each in _installed())]
+        expected = ", ".join(f"{each}://" for each in dict.fromkeys(known))
+        raise ValueError(
+            f"unknown session store URL {redact_url(url)!r}: expected one of {expected}"
+        )
+    [claim] = claims.values()
+    where = f"{claim.value} (entry point {claim.name!r} of {ENTRY_POINT_GROUP})"
+    try:
+        loaded = claim.load()
+    except ImportError as exc:
+        raise ImportError(f"cannot import the store for {scheme}://, {where}: {exc}") from exc
+    if not (isinstance(loaded, type) and issubclass(loaded, SessionStore)):
+        raise TypeError(f"the store for {scheme}://, {where}, is not a SessionStore subclass")
+    return loaded
+
+
 def create_store(url: str, **options: Any) -> SessionStore:
     """Build a store from a URL such as ``sqlite:///sessions.db`` or ``redis://localhost``.
+
+    The scheme picks the class: a built-in store, one given to ``register_store``, or
+    one an installed package names in the ``asgi_sessions.stores`` entry-point group.
 
     Store options may be given as keyword arguments or in the query string
     (``postgresql://db/app?table_name=web_sessions``, ``redis://cache?prefix=app:``).
@@ -77,13 +147,7 @@ def create_store(url: str, **options: Any) -> SessionStore:
     refused at once with a ValueError that names it and suggests the closest match.
     """
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ValueError(
-            f"unknown session store URL {redact_url(url)!r}: expected one of {known}"
-        )
-    store_class = __getattr__(_SCHEMES[scheme])
+    store_class = _store_class(parts.scheme.lower(), url)
     accepted = _query_options(store_class)
     passed_on = frozenset(getattr(store_class, "driver_url_parameters", ()))
     driver_query = []
