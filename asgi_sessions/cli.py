@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgi_sessions.exceptions import SessionError, SessionExists
-from asgi_sessions.stores import create_store, redact_url
+from asgi_sessions.stores import _store_class, create_store, redact_url
 from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
 
 __all__ = ["main"]
@@ -37,12 +39,25 @@ class UsageError(Exception):
     """The command was called in a way it cannot honour; exit code 2."""
 
 
-def _open(url: str) -> SessionStore:
-    """Build the store ``url`` names; a bad URL or a store that cannot be loaded is a Failure."""
+def _open(url: str, *, create: bool = False) -> SessionStore:
+    """Build the store ``url`` names; a bad URL or a store that cannot be loaded is a Failure.
+
+    A command reads what is there: a store that would create its database file
+    (``create_file``, as SQLite's) is told not to, unless ``create`` (the demo, and
+    the destination of migrate).
+    """
     try:
-        return create_store(url)
+        return create_store(url, **({} if create else _existing_only(url)))
     except (ValueError, TypeError, ImportError) as exc:
         raise Failure(str(exc)) from exc
+
+
+def _existing_only(url: str) -> dict[str, Any]:
+    """Options that keep the store ``url`` names from creating its database, if it has one."""
+    store_class = _store_class(urlsplit(url).scheme.lower(), url)
+    if "create_file" in inspect.signature(store_class).parameters:
+        return {"create_file": False}
+    return {}
 
 
 def _when(moment: datetime) -> str:
@@ -188,7 +203,7 @@ async def migrate(args: argparse.Namespace) -> None:
     if args.source == args.target:
         raise UsageError("FROM_URL and TO_URL are the same store")
     counts = {"copied": 0, "replaced": 0, "skipped": 0}
-    async with _open(args.source) as source, _open(args.target) as target:
+    async with _open(args.source) as source, _open(args.target, create=True) as target:
         total, present = await source.count(), await target.count()
         if present:
             _confirm(
@@ -224,7 +239,7 @@ def demo(args: argparse.Namespace) -> None:
         raise Failure("the demo needs uvicorn: pip install 'asgi-server-sessions[cli]'") from exc
     from asgi_sessions.demo import build_demo
 
-    app = build_demo(_open(args.store))
+    app = build_demo(_open(args.store, create=True))
     print(f"demo at http://{args.host}:{args.port}/ (sessions in {redact_url(args.store)})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

@@ -209,6 +209,8 @@ async def test_sessions_lists_key_prefixes_and_never_a_token(
 async def test_sessions_of_a_user_without_any_says_so(
     source: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    await put(source, make_record("b", "bob"))
+
     assert await cli("sessions", source, "--user", "nobody") == 0
     assert capsys.readouterr().out == "no live sessions for user 'nobody'\n"
 
@@ -398,6 +400,41 @@ async def test_a_store_that_cannot_be_used_fails_with_one_line(
     assert err.count("\n") == 1
     assert err.startswith("asgi-sessions stats: ")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "after"),
+    [
+        ("cleanup", []),
+        ("stats", []),
+        ("sessions", ["--user", "ann"]),
+        ("revoke", ["--user", "ann", "--yes"]),
+        ("migrate", ["memory://"]),
+    ],
+)
+async def test_a_command_never_creates_a_missing_database_file(
+    tmp_path: Path, command: str, after: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "sesions.db"
+
+    assert await cli(command, f"sqlite:///{missing}", *after) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"asgi-sessions {command}: no such database file: {missing}\n"
+    assert not await anyio.Path(missing).exists()
+
+
+async def test_migrate_creates_its_destination_file(
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(source, make_record("a"))
+    destination = tmp_path / "moved.db"
+
+    assert await cli("migrate", source, f"sqlite:///{destination}") == 0
+
+    assert await anyio.Path(destination).exists()
+    assert capsys.readouterr().out.endswith("1 copied, 0 replaced, 0 skipped\n")
 
 
 @pytest.mark.parametrize(
