@@ -60,6 +60,11 @@ def _existing_only(url: str) -> dict[str, Any]:
     return {}
 
 
+def _count(number: int, noun: str) -> str:
+    """``0 sessions``, ``1 session``, ``2 sessions``: a number and its noun, agreeing."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -111,7 +116,7 @@ async def cleanup(args: argparse.Namespace) -> None:
             removed = await store.cleanup_expired_sessions(
                 batch_size=args.batch_size, progress=progress
             )
-    print(f"removed {removed} expired sessions")
+    print(f"removed {_count(removed, 'expired session')}")
 
 
 async def stats(args: argparse.Namespace) -> None:
@@ -155,7 +160,7 @@ def _kept(records: list[SessionRecord], prefix: str, user_id: str) -> str:
     matches = [record.key for record in records if record.key.startswith(prefix.lower())]
     if len(matches) != 1:
         raise Failure(
-            f"--keep {prefix!r} matches {len(matches) or 'no'} live sessions of user"
+            f"--keep {prefix!r} matches {_count(len(matches), 'live session')} of user"
             f" {user_id!r}, not exactly one; nothing revoked"
         )
     return matches[0]
@@ -168,9 +173,9 @@ async def revoke(args: argparse.Namespace) -> None:
         keep = None if args.keep is None else _kept(records, args.keep, args.user)
         doomed = len(records) - (keep is not None)
         if doomed:
-            _confirm(f"Revoke {doomed} sessions of user {args.user!r}?", args.yes)
+            _confirm(f"Revoke {_count(doomed, 'session')} of user {args.user!r}?", args.yes)
         revoked = await store.destroy_user_sessions(args.user, keep=keep) if doomed else 0
-    print(f"revoked {revoked} sessions of user {args.user!r}")
+    print(f"revoked {_count(revoked, 'session')} of user {args.user!r}")
 
 
 async def _copy(record: SessionRecord, target: SessionStore) -> str:
@@ -207,8 +212,8 @@ async def migrate(args: argparse.Namespace) -> None:
         total, present = await source.count(), await target.count()
         if present:
             _confirm(
-                f"{redact_url(args.target)} already holds {present} sessions; older copies of"
-                " migrated sessions will be replaced. Go on?",
+                f"{redact_url(args.target)} already holds {_count(present, 'session')};"
+                " older copies of migrated sessions will be replaced. Go on?",
                 args.yes,
             )
         slots = asyncio.Semaphore(MIGRATE_CONCURRENCY)

@@ -290,6 +290,27 @@ async def test_revoke_asks_at_a_terminal(
     assert len(await user_keys(source, "alice")) == left
 
 
+async def test_one_of_anything_is_said_in_the_singular(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'one.db'}"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    await put(store, make_record("old", lifetime=-HOUR), make_record("bob's", "bob"))
+    await put(other, make_record("elsewhere"))
+    monkeypatch.setattr(sys, "stdin", Terminal("y\ny\n"))
+
+    assert await cli("cleanup", store) == 0
+    assert await cli("migrate", other, store) == 0
+    assert await cli("revoke", store, "--user", "bob") == 0
+
+    out = capsys.readouterr().out
+    assert "removed 1 expired session\n" in out
+    assert "already holds 1 session;" in out
+    assert "Revoke 1 session of user 'bob'? [y/N]" in out
+    assert "revoked 1 session of user 'bob'\n" in out
+    assert "1 sessions" not in out
+
+
 # migrate
 
 
