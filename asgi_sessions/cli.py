@@ -256,45 +256,120 @@ def _positive(text: str) -> int:
     return value
 
 
+STORE_URL_HELP = (
+    "the session store: sqlite:///sessions.db (relative path), sqlite:////srv/app/sessions.db"
+    " (absolute), postgresql://user@host/db, redis://host:6379/0, redis+cluster://host:7000,"
+    " or any scheme an installed store registers"
+)
+USER_HELP = "the user's id, as the app set it in request.session.user_id"
+YES_HELP = "do not ask for confirmation (needed without a terminal, as in cron)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Look after a session store, or run the demo."
+        prog=PROG,
+        description="Look after a session store, or run the demo.",
+        epilog=f"run '{PROG} COMMAND --help' for a command's arguments and an example",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        name: str, run: Callable[[argparse.Namespace], Any], summary: str
+        name: str, run: Callable[[argparse.Namespace], Any], summary: str, *examples: str
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=summary, description=summary)
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog="examples:\n" + "\n".join(f"  {PROG} {name} {each}" for each in examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.set_defaults(run=run)
         return sub
 
-    sub = command("demo", demo, "serve the demo app (needs the cli extra)")
-    sub.add_argument("--store", default=DEMO_STORE, help=f"store URL (default {DEMO_STORE})")
-    sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=int, default=8000)
+    sub = command(
+        "demo",
+        demo,
+        "serve the demo app (needs the cli extra)",
+        "--port 8080",
+        "--store redis://localhost:6379/0",
+    )
+    sub.add_argument(
+        "--store",
+        default=DEMO_STORE,
+        metavar="STORE_URL",
+        help=f"where the demo keeps its sessions (default {DEMO_STORE}, created if missing)",
+    )
+    serve = "the {} to serve on (default %(default)s)"
+    sub.add_argument("--host", default="127.0.0.1", help=serve.format("address"))
+    sub.add_argument("--port", type=int, default=8000, help=serve.format("port"))
 
-    sub = command("cleanup", cleanup, "delete expired sessions (for cron)")
-    sub.add_argument("store", metavar="STORE_URL")
-    sub.add_argument("--batch-size", type=_positive, default=1000, metavar="N")
+    sub = command(
+        "cleanup",
+        cleanup,
+        "delete expired sessions in batches and say how many (for cron)",
+        "sqlite:///sessions.db",
+        "postgresql://app@db/app --batch-size 5000",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="delete at most N sessions per statement, so no lock is held for long"
+        " (default %(default)s)",
+    )
 
-    sub = command("stats", stats, "count live sessions and users with sessions")
-    sub.add_argument("store", metavar="STORE_URL")
+    sub = command(
+        "stats",
+        stats,
+        "count live sessions, logged-in and anonymous, and users with sessions",
+        "sqlite:///sessions.db",
+        "'redis://cache:6379/0?prefix=shop:'   # quote a URL with ? or &",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
 
-    sub = command("sessions", sessions, "list a user's live sessions")
-    sub.add_argument("store", metavar="STORE_URL")
-    sub.add_argument("--user", required=True, metavar="ID")
+    sub = command(
+        "sessions",
+        sessions,
+        "list a user's live sessions: key prefix, created, expires",
+        "sqlite:///sessions.db --user 42",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument("--user", required=True, metavar="ID", help=USER_HELP)
 
-    sub = command("revoke", revoke, "end every session of a user")
-    sub.add_argument("store", metavar="STORE_URL")
-    sub.add_argument("--user", required=True, metavar="ID")
-    sub.add_argument("--keep", metavar="KEY", help="key (or its listed prefix) to leave alone")
-    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = command(
+        "revoke",
+        revoke,
+        "end every session of a user, or all but one (log out everywhere)",
+        "sqlite:///sessions.db --user 42",
+        "postgresql://app@db/app --user 42 --keep 3f2a9c0d1e4b5a6f --yes",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument("--user", required=True, metavar="ID", help=USER_HELP)
+    sub.add_argument(
+        "--keep",
+        metavar="KEY",
+        help="leave this session alone: its key, or the prefix 'sessions' lists",
+    )
+    sub.add_argument("--yes", action="store_true", help=YES_HELP)
 
-    sub = command("migrate", migrate, "copy every live session to another store")
-    sub.add_argument("source", metavar="FROM_URL")
-    sub.add_argument("target", metavar="TO_URL")
-    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = command(
+        "migrate",
+        migrate,
+        "copy every live session to another store, keeping keys, users and expiry",
+        "sqlite:///sessions.db postgresql://app@db/app",
+        "redis://old-cache:6379/0 redis://new-cache:6379/0 --yes",
+    )
+    sub.add_argument(
+        "source", metavar="FROM_URL", help="the store to copy from (a STORE_URL); it must exist"
+    )
+    sub.add_argument(
+        "target",
+        metavar="TO_URL",
+        help="the store to copy into (a STORE_URL); a missing SQLite file is created",
+    )
+    sub.add_argument("--yes", action="store_true", help=YES_HELP)
     return parser
 
 

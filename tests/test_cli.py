@@ -403,6 +403,61 @@ async def test_an_installed_store_is_reached_by_its_url(tmp_path: Path) -> None:
     assert re.search(r"live sessions\s+2\n  of logged-in users\s+1\n", done.stdout.decode())
 
 
+# help
+
+
+ARGUMENTS = {
+    "demo": ["--store", "--host", "--port"],
+    "cleanup": ["STORE_URL", "--batch-size"],
+    "stats": ["STORE_URL"],
+    "sessions": ["STORE_URL", "--user"],
+    "revoke": ["STORE_URL", "--user", "--keep", "--yes"],
+    "migrate": ["FROM_URL", "TO_URL", "--yes"],
+}
+
+
+def descriptions(help_text: str) -> dict[str, str]:
+    """Each argument an argparse help text lists, with the text that describes it."""
+    found: dict[str, str] = {}
+    name, listing = "", False
+    for line in help_text.splitlines():
+        if line in ("positional arguments:", "options:"):
+            listing = True
+        elif not line.strip():
+            listing = False
+        elif listing and not line.startswith("   "):  # "  NAME  description"
+            head, _, description = line.strip().partition("  ")
+            name = head.split()[0].rstrip(",")
+            found[name] = description.strip()
+        elif listing:  # the description goes on, indented
+            found[name] = f"{found[name]} {line.strip()}".strip()
+    return found
+
+
+async def test_the_help_lists_every_command_checked_here(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await cli("--help") == 0
+
+    listed = re.findall(r"^    (\w+)\s+\w", capsys.readouterr().out, re.MULTILINE)
+    assert sorted(listed) == sorted(ARGUMENTS)
+
+
+@pytest.mark.parametrize("command", ARGUMENTS)
+async def test_command_help_describes_every_argument_and_shows_an_example_url(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli(command, "--help") == 0
+
+    text = capsys.readouterr().out
+    described = descriptions(text)
+    assert set(described) == {"-h", *ARGUMENTS[command]}
+    for argument in ARGUMENTS[command]:
+        assert len(described[argument]) > 10, (argument, described[argument])
+    examples = text.partition("\nexamples:\n")[2]
+    assert re.search(rf"^  asgi-sessions {command} .*\b[a-z+]+://", examples, re.MULTILINE)
+
+
 # failures and usage
 
 
