@@ -18,7 +18,7 @@ from asgi_sessions.middleware import SessionMiddleware
 from asgi_sessions.persistence import create_session
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import Session
-from asgi_sessions.stores import SessionRecord, SessionStore, create_store
+from asgi_sessions.stores import SessionRecord, SessionStore, create_store, register_store
 
 __version__ = "0.1.0"
 
@@ -40,4 +40,5 @@ __all__ = [
     "UnserializableValue",
     "create_session",
     "create_store",
+    "register_store",
 ]

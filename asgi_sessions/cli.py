@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from asgi_sessions.exceptions import SessionError, SessionExists
-from asgi_sessions.stores import create_store
+from asgi_sessions.stores import _store_class, create_store, redact_url
 from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
 
 __all__ = ["main"]
@@ -38,21 +39,30 @@ class UsageError(Exception):
     """The command was called in a way it cannot honour; exit code 2."""
 
 
-def _redacted(url: str) -> str:
-    """``url`` with any password replaced, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+def _open(url: str, *, create: bool = False) -> SessionStore:
+    """Build the store ``url`` names; a bad URL or a store that cannot be loaded is a Failure.
 
-
-def _open(url: str) -> SessionStore:
-    """Build the store ``url`` names; a bad URL or missing driver is a Failure."""
+    A command reads what is there: a store that would create its database file
+    (``create_file``, as SQLite's) is told not to, unless ``create`` (the demo, and
+    the destination of migrate).
+    """
     try:
-        return create_store(url)
-    except (ValueError, ModuleNotFoundError) as exc:
+        return create_store(url, **({} if create else _existing_only(url)))
+    except (ValueError, TypeError, ImportError) as exc:
         raise Failure(str(exc)) from exc
+
+
+def _existing_only(url: str) -> dict[str, Any]:
+    """Options that keep the store ``url`` names from creating its database, if it has one."""
+    store_class = _store_class(urlsplit(url).scheme.lower(), url)
+    if "create_file" in inspect.signature(store_class).parameters:
+        return {"create_file": False}
+    return {}
+
+
+def _count(number: int, noun: str) -> str:
+    """``0 sessions``, ``1 session``, ``2 sessions``: a number and its noun, agreeing."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _when(moment: datetime) -> str:
@@ -106,7 +116,7 @@ async def cleanup(args: argparse.Namespace) -> None:
             removed = await store.cleanup_expired_sessions(
                 batch_size=args.batch_size, progress=progress
             )
-    print(f"removed {removed} expired sessions")
+    print(f"removed {_count(removed, 'expired session')}")
 
 
 async def stats(args: argparse.Namespace) -> None:
@@ -150,7 +160,7 @@ def _kept(records: list[SessionRecord], prefix: str, user_id: str) -> str:
     matches = [record.key for record in records if record.key.startswith(prefix.lower())]
     if len(matches) != 1:
         raise Failure(
-            f"--keep {prefix!r} matches {len(matches) or 'no'} live sessions of user"
+            f"--keep {prefix!r} matches {_count(len(matches), 'live session')} of user"
             f" {user_id!r}, not exactly one; nothing revoked"
         )
     return matches[0]
@@ -163,9 +173,9 @@ async def revoke(args: argparse.Namespace) -> None:
         keep = None if args.keep is None else _kept(records, args.keep, args.user)
         doomed = len(records) - (keep is not None)
         if doomed:
-            _confirm(f"Revoke {doomed} sessions of user {args.user!r}?", args.yes)
+            _confirm(f"Revoke {_count(doomed, 'session')} of user {args.user!r}?", args.yes)
         revoked = await store.destroy_user_sessions(args.user, keep=keep) if doomed else 0
-    print(f"revoked {revoked} sessions of user {args.user!r}")
+    print(f"revoked {_count(revoked, 'session')} of user {args.user!r}")
 
 
 async def _copy(record: SessionRecord, target: SessionStore) -> str:
@@ -198,12 +208,12 @@ async def migrate(args: argparse.Namespace) -> None:
     if args.source == args.target:
         raise UsageError("FROM_URL and TO_URL are the same store")
     counts = {"copied": 0, "replaced": 0, "skipped": 0}
-    async with _open(args.source) as source, _open(args.target) as target:
+    async with _open(args.source) as source, _open(args.target, create=True) as target:
         total, present = await source.count(), await target.count()
         if present:
             _confirm(
-                f"{_redacted(args.target)} already holds {present} sessions; older copies of"
-                " migrated sessions will be replaced. Go on?",
+                f"{redact_url(args.target)} already holds {_count(present, 'session')};"
+                " older copies of migrated sessions will be replaced. Go on?",
                 args.yes,
             )
         slots = asyncio.Semaphore(MIGRATE_CONCURRENCY)
@@ -221,7 +231,7 @@ async def migrate(args: argparse.Namespace) -> None:
                     await slots.acquire()
                     copies.create_task(copy(record))
     print(
-        f"migrated {_redacted(args.source)} -> {_redacted(args.target)}: "
+        f"migrated {redact_url(args.source)} -> {redact_url(args.target)}: "
         + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
     )
 
@@ -234,8 +244,8 @@ def demo(args: argparse.Namespace) -> None:
         raise Failure("the demo needs uvicorn: pip install 'asgi-server-sessions[cli]'") from exc
     from asgi_sessions.demo import build_demo
 
-    app = build_demo(_open(args.store))
-    print(f"demo at http://{args.host}:{args.port}/ (sessions in {_redacted(args.store)})")
+    app = build_demo(_open(args.store, create=True))
+    print(f"demo at http://{args.host}:{args.port}/ (sessions in {redact_url(args.store)})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
@@ -246,45 +256,120 @@ def _positive(text: str) -> int:
     return value
 
 
+STORE_URL_HELP = (
+    "the session store: sqlite:///sessions.db (relative path), sqlite:////srv/app/sessions.db"
+    " (absolute), postgresql://user@host/db, redis://host:6379/0, redis+cluster://host:7000,"
+    " or any scheme an installed store registers"
+)
+USER_HELP = "the user's id, as the app set it in request.session.user_id"
+YES_HELP = "do not ask for confirmation (needed without a terminal, as in cron)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Look after a session store, or run the demo."
+        prog=PROG,
+        description="Look after a session store, or run the demo.",
+        epilog=f"run '{PROG} COMMAND --help' for a command's arguments and an example",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        name: str, run: Callable[[argparse.Namespace], Any], summary: str
+        name: str, run: Callable[[argparse.Namespace], Any], summary: str, *examples: str
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=summary, description=summary)
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog="examples:\n" + "\n".join(f"  {PROG} {name} {each}" for each in examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.set_defaults(run=run)
         return sub
 
-    sub = command("demo", demo, "serve the demo app (needs the cli extra)")
-    sub.add_argument("--store", default=DEMO_STORE, help=f"store URL (default {DEMO_STORE})")
-    sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=int, default=8000)
+    sub = command(
+        "demo",
+        demo,
+        "serve the demo app (needs the cli extra)",
+        "--port 8080",
+        "--store redis://localhost:6379/0",
+    )
+    sub.add_argument(
+        "--store",
+        default=DEMO_STORE,
+        metavar="STORE_URL",
+        help=f"where the demo keeps its sessions (default {DEMO_STORE}, created if missing)",
+    )
+    serve = "the {} to serve on (default %(default)s)"
+    sub.add_argument("--host", default="127.0.0.1", help=serve.format("address"))
+    sub.add_argument("--port", type=int, default=8000, help=serve.format("port"))
 
-    sub = command("cleanup", cleanup, "delete expired sessions (for cron)")
-    sub.add_argument("store", metavar="STORE_URL")
-    sub.add_argument("--batch-size", type=_positive, default=1000, metavar="N")
+    sub = command(
+        "cleanup",
+        cleanup,
+        "delete expired sessions in batches and say how many (for cron)",
+        "sqlite:///sessions.db",
+        "postgresql://app@db/app --batch-size 5000",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="delete at most N sessions per statement, so no lock is held for long"
+        " (default %(default)s)",
+    )
 
-    sub = command("stats", stats, "count live sessions and users with sessions")
-    sub.add_argument("store", metavar="STORE_URL")
+    sub = command(
+        "stats",
+        stats,
+        "count live sessions, logged-in and anonymous, and users with sessions",
+        "sqlite:///sessions.db",
+        "'redis://cache:6379/0?prefix=shop:'   # quote a URL with ? or &",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
 
-    sub = command("sessions", sessions, "list a user's live sessions")
-    sub.add_argument("store", metavar="STORE_URL")
-    sub.add_argument("--user", required=True, metavar="ID")
+    sub = command(
+        "sessions",
+        sessions,
+        "list a user's live sessions: key prefix, created, expires",
+        "sqlite:///sessions.db --user 42",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument("--user", required=True, metavar="ID", help=USER_HELP)
 
-    sub = command("revoke", revoke, "end every session of a user")
-    sub.add_argument("store", metavar="STORE_URL")
-    sub.add_argument("--user", required=True, metavar="ID")
-    sub.add_argument("--keep", metavar="KEY", help="key (or its listed prefix) to leave alone")
-    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = command(
+        "revoke",
+        revoke,
+        "end every session of a user, or all but one (log out everywhere)",
+        "sqlite:///sessions.db --user 42",
+        "postgresql://app@db/app --user 42 --keep 3f2a9c0d1e4b5a6f --yes",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument("--user", required=True, metavar="ID", help=USER_HELP)
+    sub.add_argument(
+        "--keep",
+        metavar="KEY",
+        help="leave this session alone: its key, or the prefix 'sessions' lists",
+    )
+    sub.add_argument("--yes", action="store_true", help=YES_HELP)
 
-    sub = command("migrate", migrate, "copy every live session to another store")
-    sub.add_argument("source", metavar="FROM_URL")
-    sub.add_argument("target", metavar="TO_URL")
-    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = command(
+        "migrate",
+        migrate,
+        "copy every live session to another store, keeping keys, users and expiry",
+        "sqlite:///sessions.db postgresql://app@db/app",
+        "redis://old-cache:6379/0 redis://new-cache:6379/0 --yes",
+    )
+    sub.add_argument(
+        "source", metavar="FROM_URL", help="the store to copy from (a STORE_URL); it must exist"
+    )
+    sub.add_argument(
+        "target",
+        metavar="TO_URL",
+        help="the store to copy into (a STORE_URL); a missing SQLite file is created",
+    )
+    sub.add_argument("--yes", action="store_true", help=YES_HELP)
     return parser
 
 

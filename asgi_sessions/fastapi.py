@@ -4,7 +4,7 @@
     async def me(user_id: UserIdDep, session: SessionDep): ...
 """
 
-
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -39,15 +39,30 @@ async def get_store(request: Request) -> SessionStore:
     return store
 
 
+_user_dependencies: dict[str, Callable[..., Awaitable[str]]] = {}
+"""One dependency per cookie name, so FastAPI runs it once per request however often used."""
+
+
 def require_user(session_cookie: str = "session") -> Callable[..., Awaitable[str]]:
     """A dependency returning the logged-in user's id, or answering 401.
 
-    The cookie is declared as an API-key-in-cookie security scheme, so OpenAPI and
-    ``/docs`` show which routes need a login.
+    For an app whose ``SessionMiddleware`` names its cookie ``session_cookie``;
+    ``UserIdDep`` is ``Annotated[str, Depends(require_user())]``. Use it as FastAPI
+    dependencies are used: ``Annotated[str, Depends(require_user("sid"))]`` in a
+    signature, or ``dependencies=[Depends(require_user("sid"))]`` on a route or router.
+    The cookie is declared as an API-key-in-cookie security scheme named after it, so
+    OpenAPI and ``/docs`` show which routes need a login and which cookie to send.
+    One cookie name always gives the same dependency.
     """
+    if session_cookie not in _user_dependencies:
+        _user_dependencies[session_cookie] = _user_dependency(session_cookie)
+    return _user_dependencies[session_cookie]
+
+
+def _user_dependency(session_cookie: str) -> Callable[..., Awaitable[str]]:
     scheme = APIKeyCookie(
         name=session_cookie,
-        scheme_name="session",
+        scheme_name=re.sub(r"[^A-Za-z0-9._-]", "_", session_cookie),  # as OpenAPI allows
         description="Session cookie set by SessionMiddleware at login.",
         auto_error=False,
     )

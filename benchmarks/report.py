@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -257,7 +259,10 @@ def _growth(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def chart(results: dict[str, Any], path: str) -> None:
-    """One PNG: /read and /untouched (cookie) req/s per variant, at each concurrency."""
+    """One PNG: /read and /untouched (cookie) req/s per variant, at each concurrency.
+
+    Needs matplotlib (the ``bench`` extra); ``write`` skips the chart without it.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,7 +295,10 @@ def chart(results: dict[str, Any], path: str) -> None:
 
 
 def write(results: dict[str, Any], out: str) -> str:
-    """Write latest.json, latest.md and latest.png into ``out``; return the Markdown."""
+    """Write latest.json, latest.md and latest.png into ``out``; return the Markdown.
+
+    Without matplotlib the tables are written and the chart is skipped with a note.
+    """
     os.makedirs(out, exist_ok=True)
     results["targets"] = targets(results)
     text = markdown(results)
@@ -299,5 +307,15 @@ def write(results: dict[str, Any], out: str) -> str:
         file.write("\n")
     with open(os.path.join(out, "latest.md"), "w") as file:
         file.write(text)
-    chart(results, os.path.join(out, "latest.png"))
+    png = os.path.join(out, "latest.png")
+    if importlib.util.find_spec("matplotlib") is None:
+        if os.path.exists(png):
+            os.remove(png)  # a chart of an older run must not pass for this one's
+        print(
+            f"note: matplotlib is not installed, so no chart was drawn ({png});"
+            " pip install 'asgi-server-sessions[bench]' for one",
+            file=sys.stderr,
+        )
+    else:
+        chart(results, png)
     return text

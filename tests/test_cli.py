@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
+import installed_store
 import pytest
 from demo_server import demo_process, free_port, wait_until_serving
+from faults.stores import remove_namespace, with_options
 from starlette.applications import Starlette
 
 from asgi_sessions import create_session, tokens
@@ -204,6 +209,8 @@ async def test_sessions_lists_key_prefixes_and_never_a_token(
 async def test_sessions_of_a_user_without_any_says_so(
     source: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    await put(source, make_record("b", "bob"))
+
     assert await cli("sessions", source, "--user", "nobody") == 0
     assert capsys.readouterr().out == "no live sessions for user 'nobody'\n"
 
@@ -283,6 +290,27 @@ async def test_revoke_asks_at_a_terminal(
     assert len(await user_keys(source, "alice")) == left
 
 
+async def test_one_of_anything_is_said_in_the_singular(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'one.db'}"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    await put(store, make_record("old", lifetime=-HOUR), make_record("bob's", "bob"))
+    await put(other, make_record("elsewhere"))
+    monkeypatch.setattr(sys, "stdin", Terminal("y\ny\n"))
+
+    assert await cli("cleanup", store) == 0
+    assert await cli("migrate", other, store) == 0
+    assert await cli("revoke", store, "--user", "bob") == 0
+
+    out = capsys.readouterr().out
+    assert "removed 1 expired session\n" in out
+    assert "already holds 1 session;" in out
+    assert "Revoke 1 session of user 'bob'? [y/N]" in out
+    assert "revoked 1 session of user 'bob'\n" in out
+    assert "1 sessions" not in out
+
+
 # migrate
 
 
@@ -356,6 +384,80 @@ async def test_migrated_client_stays_logged_in_against_the_new_store(
     assert seen == {"data": {"cart": ["book"]}, "user_id": "alice"}
 
 
+# stores of other packages
+
+
+async def test_an_installed_store_is_reached_by_its_url(tmp_path: Path) -> None:
+    """A package that names its store in the asgi_sessions.stores entry points, as pip
+    would install it, is used by URL in a new process; nothing here imports it."""
+    site = installed_store.install(tmp_path / "site-packages")
+    database = tmp_path / "acme.db"
+    await put(f"sqlite:///{database}", make_record("a", "ann"), make_record("b"))
+    command = [sys.executable, "-m", "asgi_sessions.cli", "stats", f"acme:///{database}"]
+
+    done = await anyio.run_process(
+        command, env={**os.environ, "PYTHONPATH": str(site)}, check=False
+    )
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert re.search(r"live sessions\s+2\n  of logged-in users\s+1\n", done.stdout.decode())
+
+
+# help
+
+
+ARGUMENTS = {
+    "demo": ["--store", "--host", "--port"],
+    "cleanup": ["STORE_URL", "--batch-size"],
+    "stats": ["STORE_URL"],
+    "sessions": ["STORE_URL", "--user"],
+    "revoke": ["STORE_URL", "--user", "--keep", "--yes"],
+    "migrate": ["FROM_URL", "TO_URL", "--yes"],
+}
+
+
+def descriptions(help_text: str) -> dict[str, str]:
+    """Each argument an argparse help text lists, with the text that describes it."""
+    found: dict[str, str] = {}
+    name, listing = "", False
+    for line in help_text.splitlines():
+        if line in ("positional arguments:", "options:"):
+            listing = True
+        elif not line.strip():
+            listing = False
+        elif listing and not line.startswith("   "):  # "  NAME  description"
+            head, _, description = line.strip().partition("  ")
+            name = head.split()[0].rstrip(",")
+            found[name] = description.strip()
+        elif listing:  # the description goes on, indented
+            found[name] = f"{found[name]} {line.strip()}".strip()
+    return found
+
+
+async def test_the_help_lists_every_command_checked_here(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await cli("--help") == 0
+
+    listed = re.findall(r"^    (\w+)\s+\w", capsys.readouterr().out, re.MULTILINE)
+    assert sorted(listed) == sorted(ARGUMENTS)
+
+
+@pytest.mark.parametrize("command", ARGUMENTS)
+async def test_command_help_describes_every_argument_and_shows_an_example_url(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli(command, "--help") == 0
+
+    text = capsys.readouterr().out
+    described = descriptions(text)
+    assert set(described) == {"-h", *ARGUMENTS[command]}
+    for argument in ARGUMENTS[command]:
+        assert len(described[argument]) > 10, (argument, described[argument])
+    examples = text.partition("\nexamples:\n")[2]
+    assert re.search(rf"^  asgi-sessions {command} .*\b[a-z+]+://", examples, re.MULTILINE)
+
+
 # failures and usage
 
 
@@ -377,6 +479,41 @@ async def test_a_store_that_cannot_be_used_fails_with_one_line(
 
 
 @pytest.mark.parametrize(
+    ("command", "after"),
+    [
+        ("cleanup", []),
+        ("stats", []),
+        ("sessions", ["--user", "ann"]),
+        ("revoke", ["--user", "ann", "--yes"]),
+        ("migrate", ["memory://"]),
+    ],
+)
+async def test_a_command_never_creates_a_missing_database_file(
+    tmp_path: Path, command: str, after: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "sesions.db"
+
+    assert await cli(command, f"sqlite:///{missing}", *after) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"asgi-sessions {command}: no such database file: {missing}\n"
+    assert not await anyio.Path(missing).exists()
+
+
+async def test_migrate_creates_its_destination_file(
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(source, make_record("a"))
+    destination = tmp_path / "moved.db"
+
+    assert await cli("migrate", source, f"sqlite:///{destination}") == 0
+
+    assert await anyio.Path(destination).exists()
+    assert capsys.readouterr().out.endswith("1 copied, 0 replaced, 0 skipped\n")
+
+
+@pytest.mark.parametrize(
     "argv",
     [[], ["stats"], ["sessions", "memory://"], ["cleanup", "memory://", "--batch-size", "0"]],
 )
@@ -390,6 +527,75 @@ async def test_migrate_into_the_same_store_is_bad_usage(
 ) -> None:
     assert await cli("migrate", source, source, "--yes") == 2
     assert "same store" in capsys.readouterr().err
+
+
+SECRET = "S3cretPW"
+
+
+def with_password(url: str) -> str:
+    """``url`` with SECRET as the password of its user (ignored by a trusting server)."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}:{SECRET}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresq://app:S3cretPW@host/db",
+        "sqlite:///sessions.db?password=S3cretPW",
+        "postgresql://app:S3cretPW@127.0.0.1:1/db",
+        "redis://:S3cretPW@127.0.0.1:1/0",
+    ],
+    ids=["misspelled scheme", "sqlite password parameter", "postgres down", "redis down"],
+)
+async def test_a_failing_command_never_shows_a_password(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("stats", url) == 1
+
+    out, err = capsys.readouterr()
+    assert err.startswith("asgi-sessions stats: ")
+    assert SECRET not in out + err
+
+
+async def test_migrate_names_both_stores_without_passwords(
+    postgres_dsn: str,
+    namespace: str,
+    target: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = with_options(with_password(postgres_dsn), table_name=namespace)
+    try:
+        await put(source, make_record("a"))
+        await put(target, make_record("other"))
+        monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+
+        assert await cli("migrate", target, source) == 0
+
+        out, err = capsys.readouterr()
+        assert "postgres:***@" in out
+        assert "already holds 1 session" in out
+        assert "1 copied" in out
+        assert SECRET not in out + err
+    finally:
+        await remove_namespace(source)
+
+
+async def test_demo_names_its_store_without_a_password(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[object] = []
+    uvicorn = SimpleNamespace(run=lambda app, **_: served.append(app))
+    monkeypatch.setitem(sys.modules, "uvicorn", uvicorn)
+
+    assert await cli("demo", "--store", with_password(postgres_dsn)) == 0
+
+    assert len(served) == 1
+    out = capsys.readouterr().out
+    assert ":***@" in out
+    assert SECRET not in out
 
 
 async def test_demo_without_uvicorn_prints_the_install_line(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.testclient import TestClient
 
 from asgi_sessions import SessionMiddleware, create_store
-from asgi_sessions.fastapi import SessionDep, UserIdDep
-from asgi_sessions.stores import SQLiteStore
+from asgi_sessions.fastapi import SessionDep, UserIdDep, require_user
+from asgi_sessions.stores import MemoryStore, SQLiteStore
 from asgi_sessions.testing import RecordingStore
 from examples.fastapi_app import create_app
 
@@ -105,3 +107,80 @@ async def test_session_dep_loads_a_lazy_session_only_where_used(tmp_path: Path) 
         assert (await client.get("/me")).json() == {"user": "ann"}
         assert store.calls == ["read"]
     await store.close()
+
+
+# another cookie name
+
+SidUserDep = Annotated[str, Depends(require_user("sid"))]
+"""As docs/fastapi.md writes it, for SessionMiddleware(session_cookie="sid")."""
+
+
+def sid_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/login")
+    async def login(session: SessionDep) -> dict[str, str]:
+        session.regenerate()
+        session.user_id = "ann"
+        return {}
+
+    @app.get("/me")
+    async def me(user_id: SidUserDep) -> dict[str, str]:
+        return {"user": user_id}
+
+    admin = APIRouter(dependencies=[Depends(require_user("sid"))])
+
+    @admin.get("/admin")
+    async def dashboard() -> dict[str, str]:
+        return {"admin": "yes"}
+
+    app.include_router(admin)
+    app.add_middleware(SessionMiddleware, store=MemoryStore(), session_cookie="sid")
+    return app
+
+
+def test_require_user_for_another_cookie_answers_401_then_the_user() -> None:
+    with TestClient(sid_app()) as client:
+        assert client.get("/me").status_code == 401
+        assert client.get("/admin").status_code == 401
+        client.post("/login")
+        assert "sid" in client.cookies
+        assert client.get("/me").json() == {"user": "ann"}
+        assert client.get("/admin").json() == {"admin": "yes"}
+
+
+def test_require_user_gives_one_dependency_per_cookie_name() -> None:
+    assert require_user("sid") is require_user("sid")
+    assert require_user("sid") is not require_user()
+
+
+async def test_openapi_declares_one_scheme_per_cookie_name() -> None:
+    app = sid_app()
+
+    @app.get("/other")
+    async def other(user_id: UserIdDep) -> dict[str, str]:
+        return {"user": user_id}
+
+    async with client_for(app) as client:
+        schema = (await client.get("/openapi.json")).json()
+    schemes = schema["components"]["securitySchemes"]
+    assert {name: scheme["name"] for name, scheme in schemes.items()} == {
+        "sid": "sid",
+        "session": "session",
+    }
+    paths = schema["paths"]
+    assert paths["/me"]["get"]["security"] == [{"sid": []}]
+    assert paths["/admin"]["get"]["security"] == [{"sid": []}]
+    assert paths["/other"]["get"]["security"] == [{"session": []}]
+    assert "security" not in paths["/login"]["post"]
+
+
+def test_a_cookie_name_openapi_cannot_take_is_made_a_valid_scheme_name() -> None:
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(user_id: Annotated[str, Depends(require_user("__Host-my session"))]) -> str:
+        return user_id
+
+    [(name, scheme)] = app.openapi()["components"]["securitySchemes"].items()
+    assert (name, scheme["name"]) == ("__Host-my_session", "__Host-my session")

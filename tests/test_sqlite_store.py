@@ -189,6 +189,34 @@ async def test_unopenable_file_is_store_unavailable_naming_it(tmp_path: Path) ->
 
 
 @pytest.mark.anyio
+async def test_without_create_file_a_missing_file_is_not_created(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    async with SQLiteStore(db_path, create_file=False) as store:
+        with pytest.raises(StoreUnavailable, match=f"^no such database file: {db_path}$"):
+            await store.count()
+        with pytest.raises(StoreUnavailable, match="no such database file"):
+            await store.cleanup_expired_sessions()
+    assert not await anyio.Path(db_path).exists()
+
+
+@pytest.mark.anyio
+async def test_without_create_file_an_existing_file_is_used(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    async with SQLiteStore(db_path, clock=clock) as creator:
+        await creator.create(make_record(clock))
+    url = f"sqlite:///{db_path}?create_file=false"
+
+    async with create_store(url, clock=clock) as store:
+        assert isinstance(store, SQLiteStore)
+        assert store.create_file is False
+        assert await store.read("a" * 64) == make_record(clock)
+        await store.destroy("a" * 64)
+    assert query(db_path, "SELECT count(*) FROM sessions") == [(0,)]
+
+
+@pytest.mark.anyio
 async def test_locked_database_is_store_unavailable(
     store: SQLiteStore, db_path: Path, clock: FrozenClock
 ) -> None:

@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisClusterException, RedisError
 
 from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import StoreUnavailable
 
 __all__ = ["SCHEMES", "Client", "RedisConnection", "each", "eval_by_slot", "scan", "unavailable"]
@@ -67,7 +68,9 @@ class RedisConnection:
         """Check ``url`` now, connect on first use; a ``client`` passed in is never closed."""
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
-            raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
+            raise ValueError(
+                f"unsupported Redis URL {redact_url(url)!r}: expected one of {sorted(SCHEMES)}"
+            )
         self._url, self._cluster = url.replace("+cluster", "", 1), "+cluster" in parts.scheme
         where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
         self._where = "the given client" if client else where

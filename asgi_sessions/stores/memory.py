@@ -6,7 +6,9 @@ import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Self
+from urllib.parse import urlsplit
 
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
     SessionRecord,
@@ -27,7 +29,13 @@ class MemoryStore(SessionStore):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``memory://`` takes no parameters; keyword options go to the constructor."""
+        """``memory://`` alone: no host, path or parameters; options go to the constructor."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "memory" or parts.netloc or parts.path or parts.query:
+            raise ValueError(
+                f"cannot read memory store URL {redact_url(url)!r}: write memory:// alone,"
+                " and pass options as keyword arguments"
+            )
         return cls(**options)
 
     def _live(self, key: str, *, writing: bool = False) -> SessionRecord | None:

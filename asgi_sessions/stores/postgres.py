@@ -11,12 +11,13 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from asgi_sessions.stores._asyncpg import PostgresConnections
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
@@ -85,6 +86,21 @@ class PostgresStore(SessionStore):
     opening a connection and waiting for a free one; ``command_timeout`` bounds each query.
     """
 
+    driver_url_parameters: ClassVar[frozenset[str]] = frozenset(
+        {
+            # read by asyncpg itself
+            "host", "port", "user", "password", "passfile", "dbname", "database", "service",
+            "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword",
+            "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version",
+            "target_session_attrs", "krbsrvname", "gsslib",
+            # sent on by asyncpg as server settings
+            "application_name", "search_path", "timezone", "statement_timeout",
+            "lock_timeout", "idle_in_transaction_session_timeout",
+        }
+    )  # fmt: skip
+    """Query parameters ``create_store`` leaves in the DSN for asyncpg. Any other server
+    setting is refused there: pass it through your own pool (``PostgresStore(pool=...)``)."""
+
     def __init__(
         self,
         dsn: str | None = None,
@@ -129,7 +145,9 @@ class PostgresStore(SessionStore):
     def from_url(cls, url: str, **options: Any) -> Self:
         """Accept ``postgresql://`` and ``postgres://`` DSNs; options go to the constructor."""
         if not url.lower().startswith(("postgresql://", "postgres://")):
-            raise ValueError(f"PostgresStore needs a postgresql:// or postgres:// URL, got {url!r}")
+            raise ValueError(
+                f"PostgresStore needs a postgresql:// or postgres:// URL, got {redact_url(url)!r}"
+            )
         return cls(url, **options)
 
     async def read(self, key: str) -> SessionRecord | None:

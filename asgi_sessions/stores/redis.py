@@ -33,10 +33,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self, cast
+from typing import Any, ClassVar, Self, cast
+from urllib.parse import parse_qsl, urlsplit
 
 from asgi_sessions.stores import _redis_scripts as lua
 from asgi_sessions.stores._redis_client import Client, RedisConnection, each, eval_by_slot, scan
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
@@ -62,6 +64,19 @@ def _moment(us: bytes) -> datetime:
 
 class RedisStore(SessionStore):
     """Sessions in Redis or a Redis Cluster, expired natively and by the store's clock."""
+
+    driver_url_parameters: ClassVar[frozenset[str]] = frozenset(
+        {
+            "db", "username", "password", "client_name", "health_check_interval",
+            "socket_keepalive", "socket_read_size",
+            # TLS, with rediss:// only
+            "ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_ca_path",
+            "ssl_ca_data", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_ciphers",
+            "ssl_min_version", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+        }
+    )  # fmt: skip
+    """Query parameters ``create_store`` leaves in the URL for redis-py. Timeouts and the
+    pool size are the store's own options; what would change replies is left out."""
 
     def __init__(
         self,
@@ -93,6 +108,13 @@ class RedisStore(SessionStore):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, ``rediss+cluster://``."""
+        parts = urlsplit(url)
+        tls_only = [name for name, _ in parse_qsl(parts.query) if name.startswith("ssl_")]
+        if tls_only and not parts.scheme.lower().startswith("rediss"):
+            raise ValueError(
+                f"{', '.join(tls_only)} in {redact_url(url)!r} applies to TLS connections"
+                " only: use rediss:// (or rediss+cluster://)"
+            )
         return cls(url, **options)
 
     def _record_name(self, key: str) -> str:

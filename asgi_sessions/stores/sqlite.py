@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiosqlite
 
 from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
     ProgressCallback,
@@ -87,7 +88,11 @@ def _stop(connection: aiosqlite.Connection) -> None:
 
 
 class SQLiteStore(SessionStore):
-    """Keeps records in a table of one SQLite file; ``":memory:"`` lasts one connection only."""
+    """Keeps records in a table of one SQLite file; ``":memory:"`` lasts one connection only.
+
+    The file is created on first use unless ``create_file=False``: then a missing file
+    is a StoreUnavailable saying "no such database file", as tools that only read want.
+    """
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class SQLiteStore(SessionStore):
         create_table: bool = True,
         clock: Clock = utc_now,
         timeout: float = 5.0,
+        create_file: bool = True,
     ) -> None:
         super().__init__(clock=clock)
         if not _IDENTIFIER.fullmatch(table_name):
@@ -112,6 +118,7 @@ class SQLiteStore(SessionStore):
         self.table_name = table_name
         self.create_table = create_table
         self.timeout = timeout
+        self.create_file = create_file
         self._connection = LoopLocal(self._open, self._close, _stop)
 
     @classmethod
@@ -127,8 +134,8 @@ class SQLiteStore(SessionStore):
             or not (memory or path)
         ):
             raise ValueError(
-                f"cannot read SQLite URL {url!r}: write sqlite:///relative/path.db (three"
-                " slashes), sqlite:////absolute/path.db (four) or sqlite:// (in memory), and"
+                f"cannot read SQLite URL {redact_url(url)!r}: write sqlite:///relative/path.db"
+                " (three slashes), sqlite:////absolute/path.db (four) or sqlite:// (in memory), and"
                 " pass options such as table_name as keyword arguments"
             )
         return cls(":memory:" if memory else unquote(path), **options)
@@ -146,6 +153,8 @@ class SQLiteStore(SessionStore):
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
+            if not self.create_file and not os.path.exists(self.path):
+                raise StoreUnavailable(f"no such database file: {self.path}") from exc
             hint = next(
                 (h for text, h in _HINTS if text in str(exc)),
                 "failed ({exc}): check the file and its disk",
@@ -156,8 +165,17 @@ class SQLiteStore(SessionStore):
             ) from exc
 
     async def _open(self) -> aiosqlite.Connection:
-        """Connect in autocommit mode with WAL and a busy timeout; create the table if asked."""
-        connection = aiosqlite.connect(self.path, timeout=self.timeout, isolation_level=None)
+        """Connect in autocommit mode with WAL and a busy timeout; create the table if asked.
+
+        With ``create_file=False`` a missing file is not created (see ``_errors``).
+        """
+        database = self.path
+        uri = self.persistent and not self.create_file
+        if uri:  # read and write, never create: sqlite's URI mode=rw
+            database = f"file:{quote(self.path)}?mode=rw"
+        connection = aiosqlite.connect(
+            database, uri=uri, timeout=self.timeout, isolation_level=None
+        )
         # aiosqlite 0.22 runs a non-daemon worker that would keep the process alive at
         # exit if the store is never closed; every write is committed before it returns,
         # so nothing is lost by letting the interpreter end it.

@@ -1,7 +1,8 @@
 """Testing with sessions: conformance suites for stores, a clock the test owns, a
 recording store to count round trips, and logging a test client in directly.
 
-Importing this package needs pytest and anyio; importing ``asgi_sessions`` does not.
+Importing this package needs pytest, anyio and httpx (the ``testing`` extra:
+``pip install 'asgi-server-sessions[testing]'``); importing ``asgi_sessions`` does not.
 """
 
 from __future__ import annotations
