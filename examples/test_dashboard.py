@@ -23,22 +23,22 @@ async def dashboard(request: Request) -> JSONResponse:
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def app() -> Starlette:
+    app = Starlette(routes=[Route("/dashboard", dashboard)])
+    app.add_middleware(SessionMiddleware, store=MemoryStore())
+    return app
 
 
 @pytest.fixture
-async def client(store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(routes=[Route("/dashboard", dashboard)])
-    app.add_middleware(SessionMiddleware, store=store)
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
 
 @pytest.mark.anyio  # runs the async test and its async fixture on an event loop
-async def test_dashboard(client: httpx.AsyncClient, store: MemoryStore) -> None:
-    await login(client, store, user_id="ann")  # no login form needed
+async def test_dashboard(client: httpx.AsyncClient, app: Starlette) -> None:
+    await login(client, app, user_id="ann")  # no login form; follows the app's settings
     assert (await client.get("/dashboard")).json() == {"user": "ann"}
 
 
