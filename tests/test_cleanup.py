@@ -35,7 +35,7 @@ INTERVAL = 0.01
 
 async def add_expired(store: MemoryStore | RecordingStore, clock: FrozenClock, n: int) -> None:
     for i in range(n):
-        past = clock() - timedelta(seconds=1)
+        past = clock() - store.cleanup_grace - timedelta(seconds=1)
         await store.create(SessionRecord(f"{i:064x}", b"{}", None, past, past))
 
 
@@ -130,7 +130,7 @@ async def test_two_uvicorn_workers_sweep_and_shut_down_cleanly(
     url = f"{postgres_dsn}?table_name={namespace}"
     async with create_store(url) as store:
         for i in range(50):
-            past = utc_now() - timedelta(seconds=1)
+            past = utc_now() - store.cleanup_grace - timedelta(seconds=1)
             await store.create(SessionRecord(f"{i:064x}", b"{}", None, past, past))
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", "cleanup_app:create_app",

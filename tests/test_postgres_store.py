@@ -177,7 +177,7 @@ async def test_concurrent_sweeps_remove_every_expired_row_once(
     store: PostgresStore, postgres_dsn: str, namespace: str, clock: FrozenClock
 ) -> None:
     await store.create(record("live", clock))
-    await insert_rows(postgres_dsn, namespace, 300, clock())
+    await insert_rows(postgres_dsn, namespace, 300, clock() - store.cleanup_grace)
     other = PostgresStore(postgres_dsn, table_name=namespace, clock=clock)
     seen: tuple[list[int], list[int]] = ([], [])
     try:
@@ -198,7 +198,7 @@ async def test_sweep_takes_a_lock_per_batch_and_yields_to_its_holder(
     store: PostgresStore, postgres_dsn: str, namespace: str, clock: FrozenClock, locker: Connection
 ) -> None:
     await store.count()  # the table exists before the locker blocks it
-    await insert_rows(postgres_dsn, namespace, 20, clock())
+    await insert_rows(postgres_dsn, namespace, 20, clock() - store.cleanup_grace)
     await locker.execute(f'BEGIN; LOCK TABLE "{namespace}" IN ACCESS EXCLUSIVE MODE')
     async with anyio.create_task_group() as tg:
         tg.start_soon(store.cleanup_expired_sessions)
@@ -215,7 +215,7 @@ async def test_sweep_takes_a_lock_per_batch_and_yields_to_its_holder(
     key = int.from_bytes(
         (held["classid"] << 32 | held["objid"]).to_bytes(8, "big"), "big", signed=True
     )
-    await insert_rows(postgres_dsn, namespace, 20, clock())
+    await insert_rows(postgres_dsn, namespace, 20, clock() - store.cleanup_grace)
     async with locker.transaction():
         await locker.execute("SELECT pg_advisory_xact_lock($1)", key)
         assert await store.cleanup_expired_sessions() == 0

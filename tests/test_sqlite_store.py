@@ -252,7 +252,7 @@ async def test_cleanup_deletes_in_batches_while_reads_go_on(
 ) -> None:
     live = make_record(clock)
     await store.create(live)
-    expired_at = (clock.now.timestamp() - 1) * 1_000_000
+    expired_at = (clock.now - store.cleanup_grace).timestamp() * 1_000_000
     with closing(sqlite3.connect(db_path)) as connection, connection:
         connection.executemany(
             "INSERT INTO sessions VALUES (?, x'00', NULL, 0, ?, 1)",
@@ -289,6 +289,7 @@ async def test_cancelled_cleanup_leaves_the_connection_usable(
         await store.create(make_record(clock, key=f"{n:064x}", expires_at=clock.now))
     live = make_record(clock)
     await store.create(live)
+    clock.now += store.cleanup_grace
     with anyio.CancelScope() as scope:
         await store.cleanup_expired_sessions(batch_size=2, progress=lambda _: scope.cancel())
     assert scope.cancelled_caught

@@ -534,12 +534,13 @@ class StoreConformance:
     async def test_cleanup_removes_exactly_the_expired_records_and_returns_their_number(
         self, store: SessionStore, clock: FrozenClock
     ) -> None:
+        grace = store.cleanup_grace.total_seconds()
         expired = [new_record(clock, user_id="ada", lifetime=60) for _ in range(3)]
         at_the_edge = new_record(clock, lifetime=120)
-        live = [new_record(clock, user_id="ada", lifetime=121, age=n) for n in (2, 1)]
+        live = [new_record(clock, user_id="ada", lifetime=grace + 121, age=n) for n in (2, 1)]
         for record in [*expired, at_the_edge, *live]:
             await store.create(record)
-        clock.advance(120)  # at_the_edge expires exactly now
+        clock.advance(120 + grace)  # at_the_edge expired exactly cleanup_grace ago
         assert await store.cleanup_expired_sessions() == 4
         assert sorted(await store.ids()) == sorted(record.key for record in live)
         assert await store.user_sessions("ada") == live
@@ -552,6 +553,7 @@ class StoreConformance:
         live = new_record(clock, lifetime=HOUR)
         await store.create(live)
         clock.advance(60)
+        clock.now += store.cleanup_grace
         totals: list[int] = []
         assert await store.cleanup_expired_sessions(batch_size=10, progress=totals.append) == 25
         assert totals, "progress was never called"
@@ -565,6 +567,7 @@ class StoreConformance:
     ) -> None:
         await store.create(new_record(clock, lifetime=60))
         clock.advance(60)
+        clock.now += store.cleanup_grace
         assert await store.cleanup_expired_sessions() == 1
         assert await store.cleanup_expired_sessions() == 0
 
