@@ -10,8 +10,7 @@ runs slow cannot revive a session.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Any, Self
 
@@ -19,12 +18,11 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from asgi_sessions.stores._asyncpg import PostgresConnections
+from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
 from asgi_sessions.stores.base import Clock, SessionRecord, SessionStore, key_taken, utc_now
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _PAGE_SIZE = 500
 
-_COLUMNS = "key, data, user_id, created_at, expires_at, version"
 _CREATE_TABLE = """
 CREATE TABLE {table} (
     key TEXT PRIMARY KEY,
@@ -71,10 +69,7 @@ DELETE FROM {table} WHERE key IN (
 _CLEAR = "DELETE FROM {table}"
 _COUNT = "SELECT count(*) FROM {table} WHERE expires_at > $1"
 _IDS = "SELECT key FROM {table} WHERE expires_at > $1"
-_FIRST_PAGE = "SELECT {columns} FROM {table} WHERE expires_at > $1 ORDER BY key LIMIT $2"
-_NEXT_PAGE = (
-    "SELECT {columns} FROM {table} WHERE expires_at > $1 AND key > $3 ORDER BY key LIMIT $2"
-)
+_PAGE = "SELECT {columns} FROM {table} WHERE key > $1 AND expires_at > $2 ORDER BY key LIMIT $3"
 _USER_SESSIONS = """
 SELECT {columns} FROM {table} WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, key
 """
@@ -106,12 +101,9 @@ class PostgresStore(SessionStore):
         super().__init__(clock=clock)
         if (dsn is None) == (pool is None):
             raise TypeError("PostgresStore takes either a dsn or a pool, not both or neither")
-        for label, name in (("table_name", table_name), ("schema", schema)):
-            if name is not None and not _IDENTIFIER.fullmatch(name):
-                raise ValueError(
-                    f"{label}={name!r} is not a plain SQL identifier: use at most 63 letters, "
-                    "digits and underscores, not starting with a digit"
-                )
+        checked_identifier("table_name", table_name)
+        if schema is not None:
+            checked_identifier("schema", schema)
         self.table_name, self.schema, self.create_table = table_name, schema, create_table
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.dsn = dsn
@@ -138,7 +130,7 @@ class PostgresStore(SessionStore):
 
     async def read(self, key: str) -> SessionRecord | None:
         row = await self._db.fetchrow(self._sql(_READ), key, self.clock())
-        return None if row is None else _record(row)
+        return None if row is None else to_record(row)
 
     async def create(self, record: SessionRecord) -> None:
         r = record
@@ -184,18 +176,16 @@ class PostgresStore(SessionStore):
 
     async def all(self) -> AsyncIterator[SessionRecord]:
         """Yield live records in key order, one page per query, so memory stays bounded."""
-        rows = await self._db.fetch(self._sql(_FIRST_PAGE), self.clock(), _PAGE_SIZE)
-        while True:
-            for row in rows:
-                yield _record(row)
-            if len(rows) < _PAGE_SIZE:
-                return
-            next_page = self._sql(_NEXT_PAGE)
-            rows = await self._db.fetch(next_page, self.clock(), _PAGE_SIZE, rows[-1]["key"])
+
+        def page_after(key: str) -> Awaitable[list[asyncpg.Record]]:
+            return self._db.fetch(self._sql(_PAGE), key, self.clock(), _PAGE_SIZE)
+
+        async for row in by_pages(page_after, _PAGE_SIZE):
+            yield to_record(row)
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
         rows = await self._db.fetch(self._sql(_USER_SESSIONS), user_id, self.clock())
-        return [_record(row) for row in rows]
+        return [to_record(row) for row in rows]
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         return _rowcount(await self._db.execute(self._sql(_DESTROY_USER), user_id, keep))
@@ -206,7 +196,7 @@ class PostgresStore(SessionStore):
 
     def _sql(self, template: str) -> str:
         """Put the validated, quoted table name into a statement."""
-        return template.format(table=self._table, columns=_COLUMNS)
+        return template.format(table=self._table, columns=COLUMNS)
 
     async def _sweep_batch(self, before: datetime, batch_size: int) -> int | None:
         """Delete one batch under the sweep lock; None if another process holds the lock.
@@ -249,14 +239,3 @@ def _lock_key(purpose: str, table: str) -> int:
 def _rowcount(status: str) -> int:
     """The row count at the end of a command status such as ``UPDATE 1``."""
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _record(row: asyncpg.Record) -> SessionRecord:
-    return SessionRecord(
-        key=row["key"],
-        data=bytes(row["data"]),
-        user_id=row["user_id"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        version=row["version"],
-    )

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Self
@@ -21,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import aiosqlite
 
 from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
 from asgi_sessions.stores.base import (
     Clock,
     SessionRecord,
@@ -32,9 +32,7 @@ from asgi_sessions.stores.base import (
     utc_now,
 )
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _PAGE_SIZE = 1000
-_COLUMNS = "key, data, user_id, created_at, expires_at, version"
 _HINTS = (  # sqlite3 message fragment -> what the user can do about it
     ("locked", "is locked by another writer (waited timeout={timeout}s): retry or raise timeout"),
     ("unable to open", "cannot be opened: check that its directory exists and is writable"),
@@ -55,15 +53,7 @@ CREATE INDEX IF NOT EXISTS {t_bare}_user_id ON {t} (user_id, created_at);
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:
-    key, data, user_id, created_at, expires_at, version = row
-    return SessionRecord(
-        key,
-        bytes(data),
-        user_id,
-        from_microseconds(created_at),
-        from_microseconds(expires_at),
-        version,
-    )
+    return to_record(row, from_microseconds)
 
 
 def _stop(connection: aiosqlite.Connection) -> None:
@@ -94,11 +84,7 @@ class SQLiteStore(SessionStore):
         timeout: float = 5.0,
     ) -> None:
         super().__init__(clock=clock)
-        if not _IDENTIFIER.fullmatch(table_name):
-            raise ValueError(
-                f"table_name={table_name!r} is not a plain SQL identifier: use up to 63"
-                " letters, digits and underscores, not starting with a digit"
-            )
+        checked_identifier("table_name", table_name)
         if timeout < 0:
             raise ValueError(f"timeout={timeout!r} must be zero or more seconds")
         path = os.fspath(path)
@@ -136,7 +122,7 @@ class SQLiteStore(SessionStore):
 
     def _sql(self, template: str) -> str:
         """Put the table name, checked as an identifier in __init__, into a statement."""
-        return template.format(t=f'"{self.table_name}"', t_bare=self.table_name, columns=_COLUMNS)
+        return template.format(t=f'"{self.table_name}"', t_bare=self.table_name, columns=COLUMNS)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -304,17 +290,15 @@ class SQLiteStore(SessionStore):
 
     async def all(self) -> AsyncIterator[SessionRecord]:
         """Yield live records in key order, a page at a time (keyset pagination)."""
-        after = ""
-        while True:
-            rows = await self._fetch(
+
+        def page_after(key: str) -> Awaitable[list[Sequence[Any]]]:
+            return self._fetch(
                 "SELECT {columns} FROM {t} WHERE key > ? AND expires_at > ? ORDER BY key LIMIT ?",
-                (after, self._now(), _PAGE_SIZE),
+                (key, self._now(), _PAGE_SIZE),
             )
-            for row in rows:
-                yield _record(row)
-            if len(rows) < _PAGE_SIZE:
-                return
-            after = rows[-1][0]
+
+        async for row in by_pages(page_after, _PAGE_SIZE):
+            yield _record(row)
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
         rows = await self._fetch(
