@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from asgi_sessions.exceptions import StoreUnavailable
 from asgi_sessions.stores import create_store
+from asgi_sessions.stores.base import SessionRecord
 from asgi_sessions.stores.redis import RedisStore
 from asgi_sessions.testing import FrozenClock, StoreConformance
 from asgi_sessions.testing.store_suite import HOUR, new_key, new_record
@@ -37,6 +39,11 @@ MS_PER_HOUR = 3_600_000
 def micros(moment: datetime) -> bytes:
     """A datetime as the store writes it: integer microseconds since the epoch."""
     return str((moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)).encode()
+
+
+def index_name(prefix: str, user_id: str) -> str:
+    """The name of a user's index: the SHA-256 of the user id, whatever characters it holds."""
+    return f"{prefix}u:{hashlib.sha256(user_id.encode()).hexdigest()}"
 
 
 def plain_client(url: str, **options: object) -> Client:
@@ -132,15 +139,15 @@ async def test_a_user_index_is_a_sorted_set_of_keys_scored_by_expiry(
     first, second = new_record(clock, user_id="ada"), new_record(clock, user_id="ada", lifetime=60)
     await store.create(first)
     await store.create(second)
-    entries = await raw.zrange(f"{prefix}u:ada", 0, -1, withscores=True)
+    entries = await raw.zrange(index_name(prefix, "ada"), 0, -1, withscores=True)
     assert sorted(entries) == sorted(
         (r.key.encode(), float(micros(r.expires_at))) for r in (first, second)
     )
     await store.destroy(first.key)
     moved = dataclasses.replace(second, user_id="bob")
     assert await store.update(moved, expected_version=1) is True
-    assert await raw.exists(f"{prefix}u:ada") == 0, "destroy and a user change unlink the index"
-    assert await raw.zrange(f"{prefix}u:bob", 0, -1) == [second.key.encode()]
+    assert await raw.exists(index_name(prefix, "ada")) == 0, "destroy and a user change unlink"
+    assert await raw.zrange(index_name(prefix, "bob"), 0, -1) == [second.key.encode()]
 
 
 # -- the user index: stale entries -------------------------------------------------------
@@ -158,7 +165,7 @@ async def test_stale_index_entries_are_never_returned_and_cleanup_removes_them(
     await raw.hset(f"{prefix}s:{moved.key}", "user_id", "bob")
     later = clock() + timedelta(hours=2)
     await store.extend_lifetime(extended.key, later)
-    index = f"{prefix}u:ada"
+    index = index_name(prefix, "ada")
     assert await raw.zcard(index) == 3
     assert await store.user_sessions("ada") == [dataclasses.replace(extended, expires_at=later)]
 
@@ -177,6 +184,115 @@ async def test_stale_index_entries_are_never_returned_and_cleanup_removes_them(
     clock.now = later + store.cleanup_grace
     assert await store.cleanup_expired_sessions() == 1
     assert await raw.exists(index) == 0, "an emptied index disappears"
+
+
+# -- keyspaces: a store owns exactly its own names ----------------------------------------
+
+NEIGHBOURS = {
+    "app,apps:": ("app", "apps:"),
+    "a:,a:s:": ("a:", "a:s:"),
+    "a:,a:u:": ("a:", "a:u:"),
+    "x,xu:": ("x", "xu:"),
+    "tagged": ("{x}", "{x}s:"),
+}
+
+
+@pytest.fixture
+async def wipe(raw: Client, namespace: str) -> AsyncIterator[None]:
+    """Delete afterwards every key a test made under its namespace, whatever its prefix."""
+    yield
+    async for name in raw.scan_iter(match=f"{namespace}*"):
+        await raw.unlink(name)
+
+
+@pytest.mark.usefixtures("wipe")
+@pytest.mark.parametrize(("mine", "theirs"), NEIGHBOURS.values(), ids=NEIGHBOURS.keys())
+async def test_stores_whose_prefixes_begin_alike_never_see_count_or_delete_each_others_keys(
+    url: str, namespace: str, clock: FrozenClock, mine: str, theirs: str
+) -> None:
+    stores = [RedisStore(url, prefix=namespace + prefix, clock=clock) for prefix in (mine, theirs)]
+    owned: list[tuple[SessionRecord, SessionRecord]] = []
+    async with stores[0], stores[1]:
+        for store in stores:
+            live = new_record(clock, user_id="ada")
+            short = new_record(clock, user_id="ada", lifetime=60)
+            await store.create(live)
+            await store.create(short)
+            owned.append((live, short))
+        for store, records in zip(stores, owned, strict=True):
+            by_key = sorted(records, key=lambda r: r.key)
+            assert await store.count() == 2
+            assert sorted(await store.ids()) == [r.key for r in by_key]
+            assert sorted([r async for r in store.all()], key=lambda r: r.key) == by_key
+            assert await store.user_sessions("ada") == by_key  # created together: key order
+        clock.advance(60)
+        clock.now += stores[0].cleanup_grace
+        for store, (live, _) in zip(stores, owned, strict=True):
+            assert await store.cleanup_expired_sessions() == 1, "it swept only its own"
+            assert await store.ids() == [live.key]
+        for one, other in (stores, stores[::-1]):
+            user_id = f"bob of {other.prefix}"
+            theirs_record = new_record(clock, user_id=user_id)
+            await other.create(theirs_record)
+            assert await one.destroy_user_sessions(user_id) == 0
+            await one.clear()
+            await one.cleanup_expired_sessions()
+            assert await other.read(theirs_record.key) == theirs_record
+            assert await other.user_sessions(user_id) == [theirs_record]
+
+
+HOSTILE_USER_IDS = {
+    "hash-tag": "{ada}",
+    "glob": "*?[a-z]\\",
+    "colons": "u:s:ada",
+    "nul": "ada\x00eve",
+    "megabyte": "x" * 2**20,
+}
+
+
+@pytest.mark.parametrize("user_id", HOSTILE_USER_IDS.values(), ids=HOSTILE_USER_IDS.keys())
+async def test_any_user_id_names_its_index_by_its_digest_alone(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock, user_id: str
+) -> None:
+    record, bystander = new_record(clock, user_id=user_id), new_record(clock, user_id="ada")
+    await store.create(record)
+    await store.create(bystander)
+    indexes = {name async for name in raw.scan_iter(match=f"{prefix}u:*")}
+    assert indexes == {index_name(prefix, user_id).encode(), index_name(prefix, "ada").encode()}
+    assert await store.user_sessions(user_id) == [record]
+    assert await store.destroy_user_sessions(user_id) == 1
+    assert await store.user_sessions("ada") == [bystander]
+
+
+def test_a_record_key_that_is_not_a_digest_is_refused(clock: FrozenClock) -> None:
+    store = RedisStore("redis://127.0.0.1:1", prefix="p:", clock=clock)
+    for key in ("k1", "A" * 64, "a" * 63, "a" * 65, "*" * 64):
+        with pytest.raises(ValueError, match="64 lowercase hex"):
+            asyncio.run(store.create(new_record(clock, key=key)))
+
+
+async def test_index_keys_named_by_the_raw_user_id_are_ignored_and_crash_nothing(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    """Keys of the earlier layout ({prefix}u:<user id>) are left for the repair command."""
+    record = new_record(clock, user_id="ada", lifetime=60)
+    await store.create(record)
+    old = [f"{prefix}u:ada", f"{prefix}u:{{ada}}*", f"{prefix}u:{'a' * 64}"]
+    for name in old:
+        await raw.zadd(name, {record.key: 1.0})
+    try:
+        assert await store.user_sessions("ada") == [record]
+        assert await store.count() == 1
+        assert [r async for r in store.all()] == [record]
+        clock.advance(60)
+        clock.now += store.cleanup_grace
+        assert await store.cleanup_expired_sessions() == 1
+        assert await store.destroy_user_sessions("ada") == 0
+        assert await store.clear() == 0
+        assert await raw.exists(*old[:2]) == 2, "keys of the old layout are not this store's"
+    finally:
+        for name in old:
+            await raw.unlink(name)
 
 
 # -- SCAN and cluster slots -------------------------------------------------------------

@@ -2,12 +2,17 @@
 
 Keys, under ``prefix`` (default ``session:``)::
 
-    {prefix}s:<key>      HASH  data, user_id (absent for None), created_at, expires_at
-                               (microseconds since the epoch), version
-    {prefix}u:<user_id>  ZSET  one member per session key; score = an expires_at (µs)
+    {prefix}s:<key>          HASH  data, user_id (absent for None), created_at, expires_at
+                                   (microseconds since the epoch), version
+    {prefix}u:<sha256(uid)>  ZSET  one member per session key; score = an expires_at (µs)
 
 Why this shape, on one server and on a Redis Cluster alike:
 
+- The store owns exactly the names ``{prefix}s:`` or ``{prefix}u:`` followed by 64
+  lowercase hex digits: record keys are SHA-256 digests, and an index is named by the
+  SHA-256 of its user id, so no user id (``{`` ``*`` ``:``, NUL, a megabyte of text)
+  can shape a key name. SCAN takes only names of that exact shape, so a neighbour whose
+  prefix begins like ours (``app`` and ``apps:``) is never read, counted or deleted.
 - Every command and script touches one key, or keys of one slot, so no hash tag is
   needed: records spread over all slots by their digest and nothing can fail with
   CROSSSLOT. A prefix holding a hash tag (``{app}:``) still works and pins all to one slot.
@@ -33,6 +38,8 @@ The Lua scripts live in ``_redis_scripts``; clients, pools and error mapping in 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, Self, cast
@@ -49,8 +56,14 @@ from asgi_sessions.stores.base import (
     utc_now,
 )
 
+_DIGEST = re.compile(rb"[0-9a-f]{64}")
 _MS = timedelta(milliseconds=1)
 _PAGE_SIZE = 1000
+
+
+def _digest(text: str | bytes) -> str:
+    """The SHA-256 hex digest of a user id, which names its index."""
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
 def _moment(micros: bytes) -> datetime:
@@ -104,10 +117,22 @@ class RedisStore(SessionStore):
         return self._records + (key.encode() if isinstance(key, str) else key)
 
     def _index_name(self, user_id: str | bytes) -> bytes:
-        return self._indexes + (user_id.encode() if isinstance(user_id, str) else user_id)
+        return self._indexes + _digest(user_id).encode()
 
     def _key_of(self, name: bytes) -> str:
         return name[len(self._records) :].decode()
+
+    async def _scan(self, client: Client, kind: bytes, size: int) -> AsyncIterator[list[bytes]]:
+        """This store's names of one ``kind`` (records or indexes), in batches from SCAN.
+
+        Only ``kind`` followed by exactly 64 lowercase hex digits is ours: a neighbour's
+        prefix may begin with ours, and keys of an older layout may linger; both are
+        passed over, never read or deleted.
+        """
+        async for names in scan(client, kind.decode(), size):
+            start = len(kind)
+            if mine := [n for n in names if _DIGEST.fullmatch(n, start) and n[:start] == kind]:
+                yield mine
 
     def _now_and_ttl(self, expires_at: datetime) -> tuple[int, int]:
         """Now in µs by the store clock, and the Redis TTL in ms (at least 1) that keeps
@@ -153,6 +178,16 @@ class RedisStore(SessionStore):
         await client.zadd(self._index_name(record.user_id), {record.key: score})
 
     async def create(self, record: SessionRecord) -> None:
+        """Create the record; its key must be a SHA-256 hex digest, as every key is.
+
+        Only names of that shape are this store's (see the module notes), so a record
+        under any other key could be neither listed nor cleared: it is refused.
+        """
+        if not _DIGEST.fullmatch(record.key.encode()):
+            raise ValueError(
+                f"RedisStore keys are SHA-256 digests in 64 lowercase hex digits, got"
+                f" {record.key[:70]!r}"
+            )
         now, ttl = self._now_and_ttl(record.expires_at)
         fields = self._fields(record, "data", "created_at", "expires_at", "version")
         async with self._redis.use() as client:
@@ -206,9 +241,9 @@ class RedisStore(SessionStore):
         index entries due by then: re-score those of records still held, drop the rest."""
         limit = to_microseconds(before)
         async with self._redis.use() as client:
-            async for names in scan(client, f"{self.prefix}s:", batch_size):
+            async for names in self._scan(client, self._records, batch_size):
                 yield await eval_by_slot(client, lua.DROP_EXPIRED, names, limit)
-            async for indexes in scan(client, f"{self.prefix}u:", batch_size):
+            async for indexes in self._scan(client, self._indexes, batch_size):
                 for index in indexes:
                     await self._sweep_index(client, index, limit, batch_size)
 
@@ -217,7 +252,7 @@ class RedisStore(SessionStore):
     ) -> None:
         """Check the records of one index's entries due by ``limit``; re-score the ones
         still held for this user, drop the rest."""
-        owner = index[len(self._indexes) :]
+        owner = index[len(self._indexes) :].decode()
         while due := cast(
             list[tuple[bytes, float]],
             await client.zrangebyscore(index, "-inf", limit, 0, batch_size, withscores=True),
@@ -227,7 +262,8 @@ class RedisStore(SessionStore):
             held = {
                 member: int(expires)
                 for (member, _), (user_id, expires) in zip(due, found, strict=True)
-                if user_id == owner
+                if user_id is not None
+                and _digest(user_id) == owner
                 and expires is not None
                 and int(expires) > limit
             }
@@ -245,9 +281,9 @@ class RedisStore(SessionStore):
     async def clear(self) -> int:
         removed = 0
         async with self._redis.use() as client:
-            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
+            async for names in self._scan(client, self._records, _PAGE_SIZE):
                 removed += await client.unlink(*names)
-            async for names in scan(client, f"{self.prefix}u:", _PAGE_SIZE):
+            async for names in self._scan(client, self._indexes, _PAGE_SIZE):
                 await client.unlink(*names)
         return removed
 
@@ -258,7 +294,7 @@ class RedisStore(SessionStore):
         """Keys of live records, reading only each record's expiry, not its data."""
         now, found = to_microseconds(self.clock()), dict[str, None]()  # drops SCAN's repeats
         async with self._redis.use() as client:
-            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
+            async for names in self._scan(client, self._records, _PAGE_SIZE):
                 expiries = await each(client, "HGET", names, "expires_at")
                 for name, expires in zip(names, expiries, strict=True):
                     if expires is not None and int(expires) > now:
@@ -272,7 +308,7 @@ class RedisStore(SessionStore):
         """
         seen: set[bytes] = set()
         async with self._redis.use(gated=False) as client:
-            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
+            async for names in self._scan(client, self._records, _PAGE_SIZE):
                 fresh = [name for name in names if name not in seen]
                 seen.update(fresh)
                 found = await each(client, "HGETALL", fresh)
