@@ -13,6 +13,7 @@ answer faster).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -164,9 +165,11 @@ class SessionStore(ABC):
         """Delete records expired more than ``cleanup_grace`` ago, a batch at a time.
 
         Returns how many were removed; ``progress`` hears the running total after each
-        batch (once with 0 when there was nothing to remove). However the loop ends (a
-        progress callback that raises, a cancellation), the store's generator is closed
-        at once, so the connection or lock it holds is released now, not when collected.
+        batch (once with 0 when there was nothing to remove). Between batches the event
+        loop runs, so waiting requests go first and a cancellation lands there. However
+        the loop ends (a progress callback that raises, a cancellation), the store's
+        generator is closed at once, so the connection or lock it holds is released
+        now, not when it is collected.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -177,6 +180,7 @@ class SessionStore(ABC):
                 total += removed
                 if progress is not None and removed:
                     progress(total)
+                await asyncio.sleep(0)
         finally:
             if isinstance(batches, AsyncGenerator):
                 await batches.aclose()

@@ -269,7 +269,6 @@ class SQLiteStore(SessionStore):
                 yield removed
                 if removed < batch_size:
                     break
-                await asyncio.sleep(0)  # let waiting reads and writes in between batches
         except BaseException:
             if own:
                 _stop(connection)  # cancelled, failed or abandoned: close without awaiting
