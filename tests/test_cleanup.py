@@ -127,7 +127,7 @@ async def test_two_uvicorn_workers_sweep_and_shut_down_cleanly(
     url = f"{postgres_dsn}?table_name={namespace}"
     async with create_store(url) as store:
         for i in range(50):
-            past = utc_now() - timedelta(seconds=1)
+            past = utc_now() - store.cleanup_grace - timedelta(seconds=1)
             await store.create(SessionRecord(f"{i:064x}", b"{}", None, past, past))
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", "cleanup_app:create_app",

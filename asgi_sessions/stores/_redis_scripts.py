@@ -2,12 +2,20 @@
 
 Each script touches one record key, one index key, or keys of one cluster slot, so it
 runs atomically on a single server and on a Redis Cluster alike. Times are microseconds
-since the epoch by the store's clock, passed in as "now"; TTLs are milliseconds.
+since the epoch; "now" comes in from the store's clock, and the scripts that write also
+read the server's own clock (TIME), taking the later of the two so that a store whose
+clock runs slow never revives a record. TTLs are milliseconds.
 """
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "DESTROY", "DROP", "EXTEND", "UNINDEX", "UPDATE"]
+__all__ = ["CREATE", "DESTROY", "DROP_EXPIRED", "DROP_OWNED", "EXTEND", "UNINDEX", "UPDATE"]
+
+# The later of ARGV[1] (the store's now) and the server's clock, in microseconds.
+_WRITE_NOW = """
+local time = redis.call('TIME')
+local now = math.max(tonumber(ARGV[1]), tonumber(time[1]) * 1000000 + tonumber(time[2]))
+"""
 
 # KEYS[1] record; ARGV now, ttl ms, then field/value pairs. Takes only a dead record's key.
 CREATE = """
@@ -21,9 +29,11 @@ return 1
 
 # ARGV now, ttl ms, expected version, new owner ('-' or '=' .. user_id), owner indexed
 # ('1'/'0'), field/value pairs. 0: refused; 1: index the new owner first; else old owner.
-UPDATE = """
+UPDATE = (
+    _WRITE_NOW
+    + """
 local cur = redis.call('HMGET', KEYS[1], 'expires_at', 'version', 'user_id')
-if not cur[1] or tonumber(cur[1]) <= tonumber(ARGV[1]) or cur[2] ~= ARGV[3] then return 0 end
+if not cur[1] or tonumber(cur[1]) <= now or cur[2] ~= ARGV[3] then return 0 end
 local owner = cur[3] and ('=' .. cur[3]) or '-'
 if owner ~= ARGV[4] and ARGV[4] ~= '-' and ARGV[5] == '0' then return 1 end
 if ARGV[4] == '-' then redis.call('HDEL', KEYS[1], 'user_id') end
@@ -32,33 +42,51 @@ redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return owner
 """
+)
 
-# KEYS[1] record; ARGV now, ttl ms, new expires_at. Moves a live record's expiry only.
-EXTEND = """
-local expires = redis.call('HGET', KEYS[1], 'expires_at')
-if not expires or tonumber(expires) <= tonumber(ARGV[1]) then return 0 end
+# KEYS[1] record; ARGV now, ttl ms, new expires_at, expected version ('' for any).
+# Moves a live record's expiry only; 1 if it moved, else 0.
+EXTEND = (
+    _WRITE_NOW
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'expires_at', 'version')
+if not cur[1] or tonumber(cur[1]) <= now then return 0 end
+if ARGV[4] ~= '' and cur[2] ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+)
 
-# KEYS[1] record. Deletes it and returns its user_id (nil if none), to unlink the index.
+# KEYS[1] record; ARGV now, expected version ('' for any). Deletes the record (with a
+# version, only a live one of that version) and returns {was it live (1/0), its owner
+# ('-' or '=' .. user_id)} so the caller can unlink the index; 0 if nothing was deleted.
 DESTROY = """
-local user_id = redis.call('HGET', KEYS[1], 'user_id')
+local cur = redis.call('HMGET', KEYS[1], 'expires_at', 'version', 'user_id')
+if not cur[1] then return 0 end
+local live = tonumber(cur[1]) > tonumber(ARGV[1])
+if ARGV[2] ~= '' and (not live or cur[2] ~= ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1])
-return user_id
+return {live and 1 or 0, cur[3] and ('=' .. cur[3]) or '-'}
 """
 
-# KEYS: records of one slot. Deletes those expired at ARGV[2] or owned by user ARGV[2].
-DROP = """
+# KEYS: records of one slot; ARGV[1] a time. Deletes those expired at or before it.
+DROP_EXPIRED = """
 local n = 0
 for _, key in ipairs(KEYS) do
-  local f = redis.call('HMGET', key, 'expires_at', 'user_id')
-  local hit = f[2] == ARGV[2]
-  if ARGV[1] == 'expired' then hit = f[1] and tonumber(f[1]) <= tonumber(ARGV[2]) end
-  if hit then redis.call('DEL', key); n = n + 1 end
+  local expires = redis.call('HGET', key, 'expires_at')
+  if expires and tonumber(expires) <= tonumber(ARGV[1]) then
+    redis.call('DEL', key)
+    n = n + 1
+  end
 end
 return n
+"""
+
+# KEYS[1] record; ARGV[1] user_id. Deletes it, live or expired, if that user owns it: 1 if so.
+DROP_OWNED = """
+if redis.call('HGET', KEYS[1], 'user_id') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
 """
 
 # KEYS[1] index; ARGV member/score pairs: removes a member only if its score is unchanged,

@@ -13,8 +13,9 @@ answer faster).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -168,15 +169,25 @@ class SessionStore(ABC):
         """Delete records expired more than ``cleanup_grace`` ago, a batch at a time.
 
         Returns how many were removed; ``progress`` hears the running total after each
-        batch (once with 0 when there was nothing to remove).
+        batch (once with 0 when there was nothing to remove). Between batches the event
+        loop runs, so waiting requests go first and a cancellation lands there. However
+        the loop ends (a progress callback that raises, a cancellation), the store's
+        generator is closed at once, so the connection or lock it holds is released
+        now, not when it is collected.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         total = 0
-        async for removed in self.delete_expired(self.clock() - self.cleanup_grace, batch_size):
-            total += removed
-            if progress is not None and removed:
-                progress(total)
+        batches = self.delete_expired(self.clock() - self.cleanup_grace, batch_size)
+        try:
+            async for removed in batches:
+                total += removed
+                if progress is not None and removed:
+                    progress(total)
+                await asyncio.sleep(0)
+        finally:
+            if isinstance(batches, AsyncGenerator):
+                await batches.aclose()
         if progress is not None and total == 0:
             progress(0)
         return total

@@ -1,15 +1,16 @@
 """A PostgreSQL store on asyncpg: one table, one round trip per request, batched cleanup.
 
-Expiry is decided by the store's injected clock, sent with each query as a parameter
-(``expires_at > $now``), never by the server's ``now()``: the app and the database may
-disagree about the time, and tests move a clock of their own.
+Readers decide expiry by the store's injected clock, sent with each query as a parameter
+(``expires_at > $now``), not by the server's ``now()``: the app and the database may
+disagree about the time, and tests move a clock of their own. Writes also refuse a row
+expired by the server's own clock (``statement_timestamp()``), so a worker whose clock
+runs slow cannot revive a session.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
@@ -17,20 +18,12 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from asgi_sessions.stores._asyncpg import PostgresConnections
+from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
 from asgi_sessions.stores._urls import redact_url
-from asgi_sessions.stores.base import (
-    Clock,
-    ProgressCallback,
-    SessionExists,
-    SessionRecord,
-    SessionStore,
-    utc_now,
-)
+from asgi_sessions.stores.base import Clock, SessionRecord, SessionStore, key_taken, utc_now
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _PAGE_SIZE = 500
 
-_COLUMNS = "key, data, user_id, created_at, expires_at, version"
 _CREATE_TABLE = """
 CREATE TABLE {table} (
     key TEXT PRIMARY KEY,
@@ -52,12 +45,23 @@ ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id
     version = EXCLUDED.version
 WHERE t.expires_at <= $7
 """
+# Writes take "now" as the later of the store's clock and the server's, so a store whose
+# clock runs slow never revives a row expired by the server's time.
 _UPDATE = """
 UPDATE {table} SET data = $2, user_id = $3, expires_at = $4, version = version + 1
-WHERE key = $1 AND version = $5 AND expires_at > $6
+WHERE key = $1 AND version = $5 AND expires_at > greatest($6, statement_timestamp())
 """
-_EXTEND = "UPDATE {table} SET expires_at = $2 WHERE key = $1 AND expires_at > $3"
-_DESTROY = "DELETE FROM {table} WHERE key = $1"
+_EXTEND = """
+UPDATE {table} SET expires_at = $2
+WHERE key = $1 AND expires_at > greatest($3, statement_timestamp())
+    AND version = coalesce($4::bigint, version)
+"""
+# Without a version, removes the row live or expired; says whether it was live.
+_DESTROY = """
+DELETE FROM {table}
+WHERE key = $1 AND ($3::bigint IS NULL OR (version = $3 AND expires_at > $2))
+RETURNING expires_at > $2
+"""
 _SWEEP = """
 DELETE FROM {table} WHERE key IN (
     SELECT key FROM {table} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -66,16 +70,11 @@ DELETE FROM {table} WHERE key IN (
 _CLEAR = "DELETE FROM {table}"
 _COUNT = "SELECT count(*) FROM {table} WHERE expires_at > $1"
 _IDS = "SELECT key FROM {table} WHERE expires_at > $1"
-_FIRST_PAGE = "SELECT {columns} FROM {table} WHERE expires_at > $1 ORDER BY key LIMIT $2"
-_NEXT_PAGE = (
-    "SELECT {columns} FROM {table} WHERE expires_at > $1 AND key > $3 ORDER BY key LIMIT $2"
-)
+_PAGE = "SELECT {columns} FROM {table} WHERE key > $1 AND expires_at > $2 ORDER BY key LIMIT $3"
 _USER_SESSIONS = """
 SELECT {columns} FROM {table} WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, key
 """
-_DESTROY_USER = """
-DELETE FROM {table} WHERE user_id = $1 AND expires_at > $2 AND key IS DISTINCT FROM $3
-"""
+_DESTROY_USER = "DELETE FROM {table} WHERE user_id = $1 AND key IS DISTINCT FROM $2"
 
 
 class PostgresStore(SessionStore):
@@ -118,14 +117,12 @@ class PostgresStore(SessionStore):
         super().__init__(clock=clock)
         if (dsn is None) == (pool is None):
             raise TypeError("PostgresStore takes either a dsn or a pool, not both or neither")
-        for label, name in (("table_name", table_name), ("schema", schema)):
-            if name is not None and not _IDENTIFIER.fullmatch(name):
-                raise ValueError(
-                    f"{label}={name!r} is not a plain SQL identifier: use at most 63 letters, "
-                    "digits and underscores, not starting with a digit"
-                )
+        checked_identifier("table_name", table_name)
+        if schema is not None:
+            checked_identifier("schema", schema)
         self.table_name, self.schema, self.create_table = table_name, schema, create_table
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
+        self.timeout = max(connect_timeout, command_timeout)
         self.dsn = dsn
         self._table = f'"{schema}"."{table_name}"' if schema else f'"{table_name}"'
         self._ddl_lock = _lock_key("create", self._table)
@@ -152,44 +149,40 @@ class PostgresStore(SessionStore):
 
     async def read(self, key: str) -> SessionRecord | None:
         row = await self._db.fetchrow(self._sql(_READ), key, self.clock())
-        return None if row is None else _record(row)
+        return None if row is None else to_record(row)
 
     async def create(self, record: SessionRecord) -> None:
         r = record
         values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, self.clock())
         if _rowcount(await self._db.execute(self._sql(_CREATE), *values)) == 0:
-            raise SessionExists(f"a session with key {record.key[:12]}... already exists")
+            raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         r = record
         values = (r.key, r.data, r.user_id, r.expires_at, expected_version, self.clock())
         return _rowcount(await self._db.execute(self._sql(_UPDATE), *values)) == 1
 
-    async def destroy(self, key: str) -> None:
-        await self._db.execute(self._sql(_DESTROY), key)
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
+        live = await self._db.fetchval(self._sql(_DESTROY), key, self.clock(), expected_version)
+        return live is True
 
-    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
-        await self._db.execute(self._sql(_EXTEND), key, expires_at, self.clock())
+    async def extend_lifetime(
+        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+    ) -> bool:
+        values = (key, expires_at, self.clock(), expected_version)
+        return _rowcount(await self._db.execute(self._sql(_EXTEND), *values)) == 1
 
-    async def cleanup_expired_sessions(
-        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
-    ) -> int:
+    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
         """Delete expired rows in batches, each in its own short transaction.
 
         Each batch first takes a transaction-level advisory lock for this table. When
-        another process holds it, that process is sweeping: this call stops and returns
-        what it removed so far (0 if it removed nothing), leaving the rest to the sweeper.
+        another process holds it, that process is sweeping: this sweep stops there and
+        leaves the rest to it.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        total = 0
-        while (removed := await self._sweep_batch(batch_size)) is not None:
-            total += removed
-            if progress is not None:
-                progress(total)
+        while (removed := await self._sweep_batch(before, batch_size)) is not None:
+            yield removed
             if removed < batch_size:
-                break
-        return total
+                return
 
     async def clear(self) -> int:
         return _rowcount(await self._db.execute(self._sql(_CLEAR)))
@@ -202,22 +195,19 @@ class PostgresStore(SessionStore):
 
     async def all(self) -> AsyncIterator[SessionRecord]:
         """Yield live records in key order, one page per query, so memory stays bounded."""
-        rows = await self._db.fetch(self._sql(_FIRST_PAGE), self.clock(), _PAGE_SIZE)
-        while True:
-            for row in rows:
-                yield _record(row)
-            if len(rows) < _PAGE_SIZE:
-                return
-            next_page = self._sql(_NEXT_PAGE)
-            rows = await self._db.fetch(next_page, self.clock(), _PAGE_SIZE, rows[-1]["key"])
+
+        def page_after(key: str) -> Awaitable[list[asyncpg.Record]]:
+            return self._db.fetch(self._sql(_PAGE), key, self.clock(), _PAGE_SIZE)
+
+        async for row in by_pages(page_after, _PAGE_SIZE):
+            yield to_record(row)
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
         rows = await self._db.fetch(self._sql(_USER_SESSIONS), user_id, self.clock())
-        return [_record(row) for row in rows]
+        return [to_record(row) for row in rows]
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        status = await self._db.execute(self._sql(_DESTROY_USER), user_id, self.clock(), keep)
-        return _rowcount(status)
+        return _rowcount(await self._db.execute(self._sql(_DESTROY_USER), user_id, keep))
 
     async def close(self) -> None:
         """Close the pool the store opened (never a pool it was given); reopens on next use."""
@@ -225,9 +215,9 @@ class PostgresStore(SessionStore):
 
     def _sql(self, template: str) -> str:
         """Put the validated, quoted table name into a statement."""
-        return template.format(table=self._table, columns=_COLUMNS)
+        return template.format(table=self._table, columns=COLUMNS)
 
-    async def _sweep_batch(self, batch_size: int) -> int | None:
+    async def _sweep_batch(self, before: datetime, batch_size: int) -> int | None:
         """Delete one batch under the sweep lock; None if another process holds the lock.
 
         The batch commits without waiting for its WAL flush (``synchronous_commit`` off
@@ -244,7 +234,7 @@ class PostgresStore(SessionStore):
             if not locked:
                 return None
             status = await conn.execute(
-                self._sql(_SWEEP), self.clock(), batch_size, timeout=self.command_timeout
+                self._sql(_SWEEP), before, batch_size, timeout=self.command_timeout
             )
         return _rowcount(status)
 
@@ -268,14 +258,3 @@ def _lock_key(purpose: str, table: str) -> int:
 def _rowcount(status: str) -> int:
     """The row count at the end of a command status such as ``UPDATE 1``."""
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _record(row: asyncpg.Record) -> SessionRecord:
-    return SessionRecord(
-        key=row["key"],
-        data=bytes(row["data"]),
-        user_id=row["user_id"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        version=row["version"],
-    )

@@ -2,12 +2,17 @@
 
 Keys, under ``prefix`` (default ``session:``)::
 
-    {prefix}s:<key>      HASH  data, user_id (absent for None), created_at, expires_at
-                               (microseconds since the epoch), version
-    {prefix}u:<user_id>  ZSET  one member per session key; score = an expires_at (µs)
+    {prefix}s:<key>          HASH  data, user_id (absent for None), created_at, expires_at
+                                   (microseconds since the epoch), version
+    {prefix}u:<sha256(uid)>  ZSET  one member per session key; score = an expires_at (µs)
 
 Why this shape, on one server and on a Redis Cluster alike:
 
+- The store owns exactly the names ``{prefix}s:`` or ``{prefix}u:`` followed by 64
+  lowercase hex digits: record keys are SHA-256 digests, and an index is named by the
+  SHA-256 of its user id, so no user id (``{`` ``*`` ``:``, NUL, a megabyte of text)
+  can shape a key name. SCAN takes only names of that exact shape, so a neighbour whose
+  prefix begins like ours (``app`` and ``apps:``) is never read, counted or deleted.
 - Every command and script touches one key, or keys of one slot, so no hash tag is
   needed: records spread over all slots by their digest and nothing can fail with
   CROSSSLOT. A prefix holding a hash tag (``{app}:``) still works and pins all to one slot.
@@ -19,10 +24,12 @@ Why this shape, on one server and on a Redis Cluster alike:
 - An index score is when to look again. Cleanup checks the records of due entries and
   drops the dead ones or moves the score to the record's expiry, so extending a session
   costs no index write; read, update and extend_lifetime each cost one round trip.
-- Expiry follows ``self.clock()``: scripts get "now" as an argument. Each record also
-  gets a Redis TTL of ``expires_at - clock()``, rounded up to the millisecond, so Redis
-  drops it by itself without cleanup (a relative TTL, so a clock set to another year,
-  as tests do, does not make Redis delete a record the store still holds live).
+- Readers judge expiry by ``self.clock()``: scripts get "now" as an argument. Writes
+  also refuse a record expired by the server's clock (``TIME`` inside the script). Each
+  record gets a Redis TTL of ``expires_at - clock()`` plus ``cleanup_grace``, rounded up
+  to the millisecond, so Redis drops it by itself, as cleanup would, without cleanup (a
+  relative TTL, so a clock set to another year, as tests do, does not make Redis delete
+  a record the store still holds live).
 - count, ids and all use SCAN (on every primary of a cluster), never KEYS; SCAN may
   repeat a key while Redis resizes its table, so the keys seen are remembered.
 
@@ -31,8 +38,10 @@ The Lua scripts live in ``_redis_scripts``; clients, pools and error mapping in 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,25 +50,26 @@ from asgi_sessions.stores._redis_client import Client, RedisConnection, each, ev
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
-    ProgressCallback,
-    SessionExists,
     SessionRecord,
     SessionStore,
+    from_microseconds,
+    key_taken,
+    to_microseconds,
     utc_now,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DIGEST = re.compile(rb"[0-9a-f]{64}")
 _MS = timedelta(milliseconds=1)
 _PAGE_SIZE = 1000
 
 
-def _us(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (a float would round)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+def _digest(text: str | bytes) -> str:
+    """The SHA-256 hex digest of a user id, which names its index."""
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
-def _moment(us: bytes) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(us))
+def _moment(micros: bytes) -> datetime:
+    return from_microseconds(int(micros))
 
 
 class RedisStore(SessionStore):
@@ -97,6 +107,7 @@ class RedisStore(SessionStore):
         if url is not None and client is not None:
             raise TypeError("RedisStore takes a URL or a client, not both")
         self.prefix = prefix
+        self.timeout = max(connect_timeout, socket_timeout)
         self._redis = RedisConnection(
             url or "redis://localhost:6379/0",
             client,
@@ -117,19 +128,40 @@ class RedisStore(SessionStore):
             )
         return cls(url, **options)
 
-    def _record_name(self, key: str) -> str:
-        return f"{self.prefix}s:{key}"
+    @property
+    def _records(self) -> bytes:
+        return f"{self.prefix}s:".encode()
 
-    def _index_name(self, user_id: str) -> str:
-        return f"{self.prefix}u:{user_id}"
+    @property
+    def _indexes(self) -> bytes:
+        return f"{self.prefix}u:".encode()
+
+    def _record_name(self, key: str | bytes) -> bytes:
+        return self._records + (key.encode() if isinstance(key, str) else key)
+
+    def _index_name(self, user_id: str | bytes) -> bytes:
+        return self._indexes + _digest(user_id).encode()
 
     def _key_of(self, name: bytes) -> str:
-        return name[len(self.prefix.encode()) + 2 :].decode()
+        return name[len(self._records) :].decode()
+
+    async def _scan(self, client: Client, kind: bytes, size: int) -> AsyncIterator[list[bytes]]:
+        """This store's names of one ``kind`` (records or indexes), in batches from SCAN.
+
+        Only ``kind`` followed by exactly 64 lowercase hex digits is ours: a neighbour's
+        prefix may begin with ours, and keys of an older layout may linger; both are
+        passed over, never read or deleted.
+        """
+        async for names in scan(client, kind.decode(), size):
+            start = len(kind)
+            if mine := [n for n in names if _DIGEST.fullmatch(n, start) and n[:start] == kind]:
+                yield mine
 
     def _now_and_ttl(self, expires_at: datetime) -> tuple[int, int]:
-        """Now in µs by the store clock, and the Redis TTL in ms (at least 1) to expires_at."""
+        """Now in µs by the store clock, and the Redis TTL in ms (at least 1) that keeps
+        the record until ``cleanup_grace`` past expires_at, as cleanup would."""
         now = self.clock()
-        return _us(now), max(1, -((now - expires_at) // _MS))
+        return to_microseconds(now), max(1, -((now - expires_at - self.cleanup_grace) // _MS))
 
     def _parse(self, key: str, fields: dict[Any, Any], now: int) -> SessionRecord | None:
         if not fields or int(fields[b"expires_at"]) <= now:
@@ -147,15 +179,15 @@ class RedisStore(SessionStore):
     async def read(self, key: str) -> SessionRecord | None:
         async with self._redis.use() as client:
             fields = await client.hgetall(self._record_name(key))
-        return self._parse(key, fields, _us(self.clock()))
+        return self._parse(key, fields, to_microseconds(self.clock()))
 
     @staticmethod
     def _fields(record: SessionRecord, *names: str) -> list[Any]:
         """HSET arguments for ``names``, plus user_id when set; datetimes as µs integers."""
         values = {
             "data": record.data,
-            "created_at": _us(record.created_at),
-            "expires_at": _us(record.expires_at),
+            "created_at": to_microseconds(record.created_at),
+            "expires_at": to_microseconds(record.expires_at),
             "version": record.version,
             "user_id": record.user_id,
         }
@@ -165,9 +197,20 @@ class RedisStore(SessionStore):
     async def _link(self, client: Client, record: SessionRecord) -> None:
         """Add the record to its user's index: always before the record names that user."""
         assert record.user_id is not None
-        await client.zadd(self._index_name(record.user_id), {record.key: _us(record.expires_at)})
+        score = to_microseconds(record.expires_at)
+        await client.zadd(self._index_name(record.user_id), {record.key: score})
 
     async def create(self, record: SessionRecord) -> None:
+        """Create the record; its key must be a SHA-256 hex digest, as every key is.
+
+        Only names of that shape are this store's (see the module notes), so a record
+        under any other key could be neither listed nor cleared: it is refused.
+        """
+        if not _DIGEST.fullmatch(record.key.encode()):
+            raise ValueError(
+                f"RedisStore keys are SHA-256 digests in 64 lowercase hex digits, got"
+                f" {record.key[:70]!r}"
+            )
         now, ttl = self._now_and_ttl(record.expires_at)
         fields = self._fields(record, "data", "created_at", "expires_at", "version")
         async with self._redis.use() as client:
@@ -176,7 +219,7 @@ class RedisStore(SessionStore):
             name = self._record_name(record.key)
             created = await client.register_script(lua.CREATE)([name], [now, ttl, *fields])
         if not created:
-            raise SessionExists(f"a live session with key {record.key[:12]}... already exists")
+            raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         now, ttl = self._now_and_ttl(record.expires_at)
@@ -192,57 +235,67 @@ class RedisStore(SessionStore):
             if result == 0:
                 return False
             if result not in (owner.encode(), b"-"):  # it left a user: unlink it there
-                await client.zrem(self._index_name(result[1:].decode()), record.key)
+                await client.zrem(self._index_name(result[1:]), record.key)
         return True
 
-    async def destroy(self, key: str) -> None:
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
+        now, version = to_microseconds(self.clock()), _optional(expected_version)
         async with self._redis.use() as client:
-            user_id = await client.register_script(lua.DESTROY)([self._record_name(key)])
-            if user_id is not None:
-                await client.zrem(self._index_name(user_id.decode()), key)
+            script = client.register_script(lua.DESTROY)
+            result = await script([self._record_name(key)], [now, version])
+            if result == 0:
+                return False
+            live, owner = result
+            if owner != b"-":  # the record is gone first: a cut here leaves a stale entry
+                await client.zrem(self._index_name(owner[1:]), key)
+        return bool(live == 1)
 
-    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
+    async def extend_lifetime(
+        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+    ) -> bool:
         now, ttl = self._now_and_ttl(expires_at)
+        args = [now, ttl, to_microseconds(expires_at), _optional(expected_version)]
         async with self._redis.use() as client:
-            name = self._record_name(key)
-            await client.register_script(lua.EXTEND)([name], [now, ttl, _us(expires_at)])
+            moved = await client.register_script(lua.EXTEND)([self._record_name(key)], args)
+        return bool(moved == 1)
 
-    async def cleanup_expired_sessions(
-        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
-    ) -> int:
-        """Delete records expired by the store clock, then drop or re-score due index entries."""
-        now, removed = _us(self.clock()), 0
+    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
+        """Delete the records expired by ``before`` that Redis still holds, then check the
+        index entries due by then: re-score those of records still held, drop the rest."""
+        limit = to_microseconds(before)
         async with self._redis.use() as client:
-            async for names in scan(client, f"{self.prefix}s:", batch_size):
-                if deleted := await eval_by_slot(client, lua.DROP, names, "expired", now):
-                    removed += deleted
-                    if progress is not None:
-                        progress(removed)
-            async for indexes in scan(client, f"{self.prefix}u:", batch_size):
+            async for names in self._scan(client, self._records, batch_size):
+                yield await eval_by_slot(client, lua.DROP_EXPIRED, names, limit)
+            async for indexes in self._scan(client, self._indexes, batch_size):
                 for index in indexes:
-                    await self._sweep_index(client, index, now, batch_size)
-        return removed
+                    await self._sweep_index(client, index, limit, batch_size)
 
-    async def _sweep_index(self, client: Client, index: bytes, now: int, batch_size: int) -> None:
-        """Check the records of one index's due entries; re-score the live, drop the rest."""
-        owner = index[len(self.prefix.encode()) + 2 :]
+    async def _sweep_index(
+        self, client: Client, index: bytes, limit: int, batch_size: int
+    ) -> None:
+        """Check the records of one index's entries due by ``limit``; re-score the ones
+        still held for this user, drop the rest."""
+        owner = index[len(self._indexes) :].decode()
         while due := cast(
             list[tuple[bytes, float]],
-            await client.zrangebyscore(index, "-inf", now, 0, batch_size, withscores=True),
+            await client.zrangebyscore(index, "-inf", limit, 0, batch_size, withscores=True),
         ):
-            names = [self._record_name(member.decode()) for member, _ in due]
+            names = [self._record_name(member) for member, _ in due]
             found = await each(client, "HMGET", names, "user_id", "expires_at")
-            live = {
+            held = {
                 member: int(expires)
                 for (member, _), (user_id, expires) in zip(due, found, strict=True)
-                if user_id == owner and expires is not None and int(expires) > now
+                if user_id is not None
+                and _digest(user_id) == owner
+                and expires is not None
+                and int(expires) > limit
             }
             dead: list[Any] = []  # member, score seen: removed only if the score is unchanged
             for member, score in due:
-                if member not in live:
+                if member not in held:
                     dead += [member, repr(score)]
-            if live:
-                await client.zadd(index, live)
+            if held:
+                await client.zadd(index, held)
             if dead:
                 await client.register_script(lua.UNINDEX)([index], dead)
             if len(due) < batch_size:
@@ -251,19 +304,20 @@ class RedisStore(SessionStore):
     async def clear(self) -> int:
         removed = 0
         async with self._redis.use() as client:
-            for kind in ("s", "u"):
-                async for names in scan(client, f"{self.prefix}{kind}:", _PAGE_SIZE):
-                    unlinked = await client.unlink(*names)
-                    removed += unlinked if kind == "s" else 0
+            async for names in self._scan(client, self._records, _PAGE_SIZE):
+                removed += await client.unlink(*names)
+            async for names in self._scan(client, self._indexes, _PAGE_SIZE):
+                await client.unlink(*names)
         return removed
 
     async def count(self) -> int:
         return len(await self.ids())
 
     async def ids(self) -> list[str]:
-        now, found = _us(self.clock()), dict[str, None]()  # a dict drops SCAN's repeats, in order
+        """Keys of live records, reading only each record's expiry, not its data."""
+        now, found = to_microseconds(self.clock()), dict[str, None]()  # drops SCAN's repeats
         async with self._redis.use() as client:
-            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
+            async for names in self._scan(client, self._records, _PAGE_SIZE):
                 expiries = await each(client, "HGET", names, "expires_at")
                 for name, expires in zip(names, expiries, strict=True):
                     if expires is not None and int(expires) > now:
@@ -277,10 +331,11 @@ class RedisStore(SessionStore):
         """
         seen: set[bytes] = set()
         async with self._redis.use(gated=False) as client:
-            async for names in scan(client, f"{self.prefix}s:", _PAGE_SIZE):
+            async for names in self._scan(client, self._records, _PAGE_SIZE):
                 fresh = [name for name in names if name not in seen]
                 seen.update(fresh)
-                found, now = await each(client, "HGETALL", fresh), _us(self.clock())
+                found = await each(client, "HGETALL", fresh)
+                now = to_microseconds(self.clock())
                 for name, fields in zip(fresh, found, strict=True):
                     if (record := self._parse(self._key_of(name), fields, now)) is not None:
                         yield record
@@ -290,21 +345,38 @@ class RedisStore(SessionStore):
             members = cast(list[bytes], await client.zrange(self._index_name(user_id), 0, -1))
             keys = [member.decode() for member in members]
             found = await each(client, "HGETALL", [self._record_name(k) for k in keys])
-        now = _us(self.clock())
+        now = to_microseconds(self.clock())
         records = [self._parse(key, fields, now) for key, fields in zip(keys, found, strict=True)]
         mine = [r for r in records if r is not None and r.user_id == user_id]
-        return sorted(mine, key=lambda r: r.created_at)
+        return sorted(mine, key=lambda r: (r.created_at, r.key))
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        doomed = [r.key for r in await self.user_sessions(user_id) if r.key != keep]
-        if not doomed:
-            return 0
+        """Delete the user's records, live or expired, found through the index.
+
+        Only the entries of records this call deleted leave the index: an entry whose
+        record is not (yet) the user's may belong to a login or a change of user in
+        progress, which writes the index first.
+        """
+        index = self._index_name(user_id)
         async with self._redis.use() as client:
-            names = [self._record_name(key) for key in doomed]
-            removed = await eval_by_slot(client, lua.DROP, names, "user", user_id)
-            await client.zrem(self._index_name(user_id), *doomed)
-        return removed
+            members = cast(list[bytes], await client.zrange(index, 0, -1))
+            doomed = [member for member in members if member.decode() != keep]
+            if not doomed:
+                return 0
+            pipe = client.pipeline(transaction=False)
+            for member in doomed:
+                pipe.execute_command("EVAL", lua.DROP_OWNED, 1, self._record_name(member), user_id)
+            dropped = await pipe.execute()
+            removed = [member for member, hit in zip(doomed, dropped, strict=True) if hit]
+            if removed:
+                await client.zrem(index, *removed)
+        return len(removed)
 
     async def close(self) -> None:
         """Close the connections this store opened; a client passed in stays open."""
         await self._redis.close()
+
+
+def _optional(version: int | None) -> int | str:
+    """A script argument for an optional expected version: '' means any version."""
+    return "" if version is None else version

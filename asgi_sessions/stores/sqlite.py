@@ -9,34 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
 
 import aiosqlite
 
 from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
-    ProgressCallback,
-    SessionExists,
     SessionRecord,
     SessionStore,
     StoreUnavailable,
+    from_microseconds,
+    key_taken,
+    to_microseconds,
     utc_now,
 )
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _PAGE_SIZE = 1000
-_COLUMNS = "key, data, user_id, created_at, expires_at, version"
 _HINTS = (  # sqlite3 message fragment -> what the user can do about it
     ("locked", "is locked by another writer (waited timeout={timeout}s): retry or raise timeout"),
     ("unable to open", "cannot be opened: check that its directory exists and is writable"),
@@ -56,20 +53,8 @@ CREATE INDEX IF NOT EXISTS {t_bare}_user_id ON {t} (user_id, created_at);
 """
 
 
-def _micros(moment: datetime) -> int:
-    """An aware datetime as whole microseconds since the epoch (exact, no float)."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _datetime(micros: int) -> datetime:
-    return _EPOCH + micros * _MICROSECOND
-
-
 def _record(row: Sequence[Any]) -> SessionRecord:
-    key, data, user_id, created_at, expires_at, version = row
-    return SessionRecord(
-        key, bytes(data), user_id, _datetime(created_at), _datetime(expires_at), version
-    )
+    return to_record(row, from_microseconds)
 
 
 def _stop(connection: aiosqlite.Connection) -> None:
@@ -105,11 +90,7 @@ class SQLiteStore(SessionStore):
         create_file: bool = True,
     ) -> None:
         super().__init__(clock=clock)
-        if not _IDENTIFIER.fullmatch(table_name):
-            raise ValueError(
-                f"table_name={table_name!r} is not a plain SQL identifier: use up to 63"
-                " letters, digits and underscores, not starting with a digit"
-            )
+        checked_identifier("table_name", table_name)
         if timeout < 0:
             raise ValueError(f"timeout={timeout!r} must be zero or more seconds")
         path = os.fspath(path)
@@ -140,12 +121,15 @@ class SQLiteStore(SessionStore):
             )
         return cls(":memory:" if memory else unquote(path), **options)
 
-    def _now(self) -> int:
-        return _micros(self.clock())
+    def _now(self, *, writing: bool = False) -> int:
+        """Now by the store clock in microseconds; for a write, the later of it and this
+        host's clock, so a store whose clock runs slow never revives an expired record."""
+        now = max(self.clock(), utc_now()) if writing else self.clock()
+        return to_microseconds(now)
 
     def _sql(self, template: str) -> str:
         """Put the table name, checked as an identifier in __init__, into a statement."""
-        return template.format(t=f'"{self.table_name}"', t_bare=self.table_name, columns=_COLUMNS)
+        return template.format(t=f'"{self.table_name}"', t_bare=self.table_name, columns=COLUMNS)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -200,7 +184,7 @@ class SQLiteStore(SessionStore):
         script = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
         if self.create_table:
             script += self._sql(_SCHEMA)
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = asyncio.get_running_loop().time() + (self.timeout or 0)
         while True:
             try:
                 async with connection.executescript(script):
@@ -235,7 +219,7 @@ class SQLiteStore(SessionStore):
         return _record(rows[0]) if rows else None
 
     async def create(self, record: SessionRecord) -> None:
-        created, expires = _micros(record.created_at), _micros(record.expires_at)
+        created, expires = to_microseconds(record.created_at), to_microseconds(record.expires_at)
         row = (record.key, record.data, record.user_id, created, expires, record.version)
         changed = await self._change(
             "INSERT INTO {t} ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -246,70 +230,69 @@ class SQLiteStore(SessionStore):
             (*row, self._now()),
         )
         if changed == 0:
-            raise SessionExists(f"a session with key {record.key[:12]}... already exists")
+            raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
-        expires = _micros(record.expires_at)
         changed = await self._change(
             "UPDATE {t} SET data = ?, user_id = ?, expires_at = ?, version = version + 1"
             " WHERE key = ? AND version = ? AND expires_at > ?",
-            (record.data, record.user_id, expires, record.key, expected_version, self._now()),
+            (
+                record.data,
+                record.user_id,
+                to_microseconds(record.expires_at),
+                record.key,
+                expected_version,
+                self._now(writing=True),
+            ),
         )
         return changed == 1
 
-    async def destroy(self, key: str) -> None:
-        await self._change("DELETE FROM {t} WHERE key = ?", (key,))
-
-    async def extend_lifetime(self, key: str, expires_at: datetime) -> None:
-        await self._change(
-            "UPDATE {t} SET expires_at = ? WHERE key = ? AND expires_at > ?",
-            (_micros(expires_at), key, self._now()),
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
+        rows = await self._fetch(
+            "DELETE FROM {t} WHERE key = ?1 AND (?2 IS NULL OR (version = ?2 AND expires_at > ?3))"
+            " RETURNING expires_at > ?3",
+            (key, expected_version, self._now()),
         )
+        return bool(rows and rows[0][0])
 
-    async def cleanup_expired_sessions(
-        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
-    ) -> int:
+    async def extend_lifetime(
+        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+    ) -> bool:
+        changed = await self._change(
+            "UPDATE {t} SET expires_at = ?1"
+            " WHERE key = ?2 AND expires_at > ?3 AND version = coalesce(?4, version)",
+            (to_microseconds(expires_at), key, self._now(writing=True), expected_version),
+        )
+        return changed == 1
+
+    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
         """Delete expired rows a batch at a time, on a connection of the sweep's own.
 
         Reads on the store's connection then never queue behind a batch (WAL lets them
         run while it writes) and writers wait for one batch at most. An in-memory
-        database has one connection only, so it is swept on that one. ``progress``
-        hears the running total after each batch that removed rows (once, with 0, when
-        there was nothing to remove).
+        database has one connection only, so it is swept on that one.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be at least 1")
-        if not self.persistent:
-            return await self._sweep(await self._connection.get(), batch_size, progress)
-        connection = await self._open()
-        try:
-            removed = await self._sweep(connection, batch_size, progress)
-        except BaseException:
-            _stop(connection)  # cancelled or failed: close without awaiting
-            raise
-        await self._close(connection)
-        return removed
-
-    async def _sweep(
-        self,
-        connection: aiosqlite.Connection,
-        batch_size: int,
-        progress: ProgressCallback | None,
-    ) -> int:
+        own = self.persistent
+        connection = await self._open() if own else await self._connection.get()
         sql = self._sql(
             "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ? LIMIT ?)"
         )
-        now, total = self._now(), 0
-        while True:
-            with self._errors():
-                async with connection.execute(sql, (now, batch_size)) as cursor:
-                    removed = cursor.rowcount
-            total += removed
-            if progress is not None and (removed or not total):
-                progress(total)
-            if removed < batch_size:
-                return total
-            await asyncio.sleep(0)
+        try:
+            while True:
+                with self._errors():
+                    async with connection.execute(
+                        sql, (to_microseconds(before), batch_size)
+                    ) as cursor:
+                        removed = cursor.rowcount
+                yield removed
+                if removed < batch_size:
+                    break
+        except BaseException:
+            if own:
+                _stop(connection)  # cancelled, failed or abandoned: close without awaiting
+            raise
+        if own:
+            await self._close(connection)
 
     async def clear(self) -> int:
         return await self._change("DELETE FROM {t}", ())
@@ -324,17 +307,15 @@ class SQLiteStore(SessionStore):
 
     async def all(self) -> AsyncIterator[SessionRecord]:
         """Yield live records in key order, a page at a time (keyset pagination)."""
-        after = ""
-        while True:
-            rows = await self._fetch(
+
+        def page_after(key: str) -> Awaitable[list[Sequence[Any]]]:
+            return self._fetch(
                 "SELECT {columns} FROM {t} WHERE key > ? AND expires_at > ? ORDER BY key LIMIT ?",
-                (after, self._now(), _PAGE_SIZE),
+                (key, self._now(), _PAGE_SIZE),
             )
-            for row in rows:
-                yield _record(row)
-            if len(rows) < _PAGE_SIZE:
-                return
-            after = rows[-1][0]
+
+        async for row in by_pages(page_after, _PAGE_SIZE):
+            yield _record(row)
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
         rows = await self._fetch(
@@ -346,8 +327,7 @@ class SQLiteStore(SessionStore):
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         return await self._change(
-            "DELETE FROM {t} WHERE user_id = ? AND expires_at > ? AND key IS NOT ?",
-            (user_id, self._now(), keep),
+            "DELETE FROM {t} WHERE user_id = ? AND key IS NOT ?", (user_id, keep)
         )
 
     async def close(self) -> None:

@@ -6,49 +6,39 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from asgi_sessions.exceptions import StoreUnavailable
-from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
+from asgi_sessions.stores.base import CONTRACT, ProgressCallback, SessionRecord, SessionStore
 
 
 class RecordingStore(SessionStore):
-    """Delegates to a real store and appends each method name to ``calls``.
+    """Delegates every call of the contract to a real store and appends its name to ``calls``.
 
     ``fail()`` makes calls raise StoreUnavailable, as a store that is down would:
-    the fault is injected, the store behind it stays real.
+    the fault is injected, the store behind it stays real. A call is recorded once, by
+    the name the caller used: a cleanup is ``cleanup_expired_sessions``, not also the
+    ``delete_expired`` the store behind runs for it.
     """
 
-    EVERY_CALL = frozenset(
-        {
-            "read",
-            "create",
-            "update",
-            "destroy",
-            "extend_lifetime",
-            "cleanup_expired_sessions",
-            "clear",
-            "count",
-            "ids",
-            "all",
-            "user_sessions",
-            "destroy_user_sessions",
-            "close",
-        }
-    )
+    EVERY_CALL = frozenset(CONTRACT)
 
     def __init__(self, store: SessionStore) -> None:
         super().__init__(clock=store.clock)
         self.store = store
-        self.timeout = store.timeout
         self.calls: list[str] = []
         self.failing: frozenset[str] = frozenset()
         self.persistent = store.persistent
+        self.timeout = store.timeout
 
     def _record(self, name: str) -> None:
+        assert name in self.EVERY_CALL, f"{name} is not a call of the store contract"
         self.calls.append(name)
         if name in self.failing:
             raise StoreUnavailable(f"injected fault: store is down during {name}()")
 
     def fail(self, *names: str) -> None:
         """Make the named calls (every call if none named) raise StoreUnavailable."""
+        unknown = set(names) - self.EVERY_CALL
+        if unknown:
+            raise ValueError(f"not calls of the store contract: {sorted(unknown)}")
         self.failing = frozenset(names) if names else self.EVERY_CALL
 
     def heal(self) -> None:
@@ -83,16 +73,16 @@ class RecordingStore(SessionStore):
             key, expires_at, expected_version=expected_version
         )
 
-    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
-        self._record("delete_expired")
-        async for removed in self.store.delete_expired(before, batch_size):
-            yield removed
-
     async def cleanup_expired_sessions(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
     ) -> int:
         self._record("cleanup_expired_sessions")
         return await self.store.cleanup_expired_sessions(batch_size=batch_size, progress=progress)
+
+    async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
+        self._record("delete_expired")
+        async for removed in self.store.delete_expired(before, batch_size):
+            yield removed
 
     async def clear(self) -> int:
         self._record("clear")

@@ -1,0 +1,77 @@
+"""What the SQL stores share: the check that lets a name be quoted into SQL, the columns
+of a session row in ``SessionRecord`` order, turning such a row back into a record, and
+reading a whole table a page at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from asgi_sessions.stores.base import SessionRecord
+
+__all__ = ["COLUMNS", "Row", "by_pages", "checked_identifier", "to_record"]
+
+COLUMNS = "key, data, user_id, created_at, expires_at, version"
+"""A session row's columns, in the order ``SessionRecord`` takes its fields."""
+
+
+class Row(Protocol):
+    """A row as the drivers return it: a tuple (sqlite3) or an ``asyncpg.Record``."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+R = TypeVar("R", bound=Row)
+"""The row type of one driver."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def checked_identifier(option: str, name: str) -> str:
+    """Return ``name`` if it is a plain SQL identifier, safe to quote into a statement.
+
+    Anything else is a ValueError naming the ``option`` it was passed as.
+    """
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(
+            f"{option}={name!r} is not a plain SQL identifier: use up to 63 letters, digits"
+            " and underscores, not starting with a digit"
+        )
+    return name
+
+
+def _as_is(moment: Any) -> datetime:
+    when: datetime = moment
+    return when
+
+
+def to_record(row: Row, moment: Callable[[Any], datetime] = _as_is) -> SessionRecord:
+    """A record from a row of ``COLUMNS``; ``moment`` reads a stored time as a datetime."""
+    key, data, user_id, created_at, expires_at, version = row
+    return SessionRecord(
+        key, bytes(data), user_id, moment(created_at), moment(expires_at), int(version)
+    )
+
+
+async def by_pages(
+    page_after: Callable[[str], Awaitable[Sequence[R]]], page_size: int
+) -> AsyncIterator[R]:
+    """Yield the rows of ``page_after(key)`` (at most ``page_size`` rows whose first
+    column, the key, is after ``key``, in key order), one page per query.
+
+    Keyset pagination: each page starts after the last key seen, so memory stays bounded
+    and no page costs more than the first, however far into the table it is.
+    """
+    after = ""
+    while True:
+        rows = await page_after(after)
+        for row in rows:
+            yield row
+        if len(rows) < page_size:
+            return
+        after = rows[-1][0]
