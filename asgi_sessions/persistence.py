@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import anyio
+
 from asgi_sessions import merge, tokens
 from asgi_sessions.exceptions import (
     CorruptSession,
@@ -402,24 +404,26 @@ class ActiveSession:
 
     @asynccontextmanager
     async def _deadline(self) -> AsyncIterator[None]:
-        """Bound this request's store work, all of it together, by the store's timeout."""
+        """Bound this request's store work, all of it together, by the store's timeout.
+
+        An anyio scope rather than ``asyncio.timeout``: stores shield the clean-up of a
+        cancelled call (giving a connection back) from anyio scopes, and a plain task
+        cancellation would cut that clean-up short.
+        """
         if self._budget is None:
             yield
             return
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = anyio.current_time()
         try:
-            async with asyncio.timeout(max(self._budget, 0)) as timeout:
+            with anyio.fail_after(max(self._budget, 0)):
                 yield
         except TimeoutError:
-            if not timeout.expired():
-                raise
             raise StoreUnavailable(
                 f"the session store did not answer within {self.settings.store.timeout:g} s "
                 "for this request; check the store's load and reachability, or raise its timeout"
             ) from None
         finally:
-            self._budget -= loop.time() - started
+            self._budget -= anyio.current_time() - started
 
 
 async def create_session(

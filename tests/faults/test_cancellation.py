@@ -47,7 +47,7 @@ async def read_as(client: httpx.AsyncClient, token: str) -> httpx.Response:
 
 
 async def slow_write(client: httpx.AsyncClient, token: str, value: int) -> None:
-    await client.post("/slow-set/x", json=value, headers={"cookie": f"session={token}"})
+    await client.post("/held/write", json=value, headers={"cookie": f"session={token}"})
 
 
 async def each_gets_its_own(client: httpx.AsyncClient, issued: list[str]) -> list[str]:
@@ -74,7 +74,7 @@ async def test_cancelled_requests_leave_the_pool_healthy_and_sessions_consistent
     try:
         issued = [await create_session(store, {"n": n}) for n in range(SESSIONS)]
         for number in range(ROUNDS):
-            app = build_app(store)  # a fresh gate for /slow-set
+            app = build_app(store)  # a fresh gate for /held/write
             writer, readers = issued[number], issued[number + 1 : number + 4]
             transport = httpx.ASGITransport(app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -92,7 +92,7 @@ async def test_cancelled_requests_leave_the_pool_healthy_and_sessions_consistent
                 assert await each_gets_its_own(client, issued) == []
             record = await store.read(key_for(writer))
             assert record is not None
-            assert json.loads(record.data) in ({"n": number}, {"n": number, "x": number})
+            assert json.loads(record.data) in ({"n": number}, {"n": number, "held": number})
         assert await store.count() == SESSIONS
     finally:
         await store.close()

@@ -77,7 +77,7 @@ async def test_save_cut_off_midway_is_503_and_the_old_session_stays_whole(
 
             async with anyio.create_task_group() as group:
                 group.start_soon(cut_off_when_saving)
-                response = await client.post("/slow-set/cart", json=["pear"])
+                response = await client.post("/held/write", json=["pear"])
             assert response.status_code == 503
             assert "set-cookie" not in response.headers
             proxy.set("pass")
