@@ -114,7 +114,7 @@ def test_driver_parameters_the_store_declares_reach_the_driver(
 async def test_a_redis_store_works_with_the_driver_parameters_it_passes_on(
     redis_url: str, namespace: str
 ) -> None:
-    record = SessionRecord("k" * 64, b"{}", "ann", NOW, NOW + timedelta(hours=1))
+    record = SessionRecord("a" * 64, b"{}", "ann", NOW, NOW + timedelta(hours=1))
     url = f"{redis_url}?db=0&client_name={namespace}&health_check_interval=30&prefix={namespace}:"
     async with create_store(url, clock=lambda: NOW) as store:
         await store.create(record)

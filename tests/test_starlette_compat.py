@@ -86,7 +86,7 @@ def test_session(test_client_factory: ClientFactory, store: SQLiteStore) -> None
 def test_session_expires(test_client_factory: ClientFactory, store: SQLiteStore) -> None:
     # Starlette accepts max_age=-1 and sends an already-expired cookie; a negative
     # lifetime is a configuration mistake here, refused with a clear error instead.
-    with pytest.raises(ValueError, match="idle_timeout must be zero or more seconds"):
+    with pytest.raises(ValueError, match="max_age must be zero or more seconds"):
         test_client_factory(app_with(store, max_age=-1)).get("/view_session")
 
 
