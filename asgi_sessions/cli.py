@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import importlib
 import inspect
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from asgi_sessions.exceptions import SessionError, SessionExists
+from asgi_sessions.sealing import KeyRing, TokenBound
 from asgi_sessions.stores import _store_class, create_store, redact_url
 from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
 
@@ -27,8 +30,8 @@ PROG = "asgi-sessions"
 DEMO_STORE = "sqlite:///asgi-sessions-demo.db"
 KEY_SHOWN = 16
 """Characters of a key listed by ``sessions`` and accepted by ``revoke --keep``."""
-MIGRATE_CONCURRENCY = 32
-"""Copies in flight at once during migrate."""
+CONCURRENCY = 32
+"""Records in flight at once during migrate and rekey."""
 
 
 class Failure(Exception):
@@ -199,41 +202,113 @@ async def _copy(record: SessionRecord, target: SessionStore) -> str:
     return "copied" if existing is None else "replaced"
 
 
+async def _each_record(
+    store: SessionStore, label: str, job: Callable[[SessionRecord], Awaitable[str]]
+) -> dict[str, int]:
+    """Run ``job`` on every live record of ``store``, ``CONCURRENCY`` at a time, with a
+    progress bar; count the outcomes it returns."""
+    counts: dict[str, int] = {}
+    total = await store.count()
+    slots = asyncio.Semaphore(CONCURRENCY)
+    with _progress(label, total) as progress:
+
+        async def run(record: SessionRecord) -> None:
+            try:
+                outcome = await job(record)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                progress(sum(counts.values()))
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as jobs:
+            async for record in store.all():
+                await slots.acquire()
+                jobs.create_task(run(record))
+    return counts
+
+
+def _outcomes(counts: dict[str, int], *names: str) -> str:
+    return ", ".join(f"{counts.get(name, 0)} {name}" for name in names)
+
+
 async def migrate(args: argparse.Namespace) -> None:
     """Stream every live record from one store to another, keeping keys and versions.
 
-    Up to ``MIGRATE_CONCURRENCY`` copies are in flight at once, so a remote target
-    is not paced by one round trip at a time; memory stays bounded by that number.
+    Up to ``CONCURRENCY`` copies are in flight at once, so a remote target is not
+    paced by one round trip at a time; memory stays bounded by that number. Sealed
+    records move as they are.
     """
     if args.source == args.target:
         raise UsageError("FROM_URL and TO_URL are the same store")
-    counts = {"copied": 0, "replaced": 0, "skipped": 0}
     async with _open(args.source) as source, _open(args.target, create=True) as target:
-        total, present = await source.count(), await target.count()
+        present = await target.count()
         if present:
             _confirm(
                 f"{redact_url(args.target)} already holds {_count(present, 'session')};"
                 " older copies of migrated sessions will be replaced. Go on?",
                 args.yes,
             )
-        slots = asyncio.Semaphore(MIGRATE_CONCURRENCY)
-        with _progress("migrating sessions", total) as progress:
-
-            async def copy(record: SessionRecord) -> None:
-                try:
-                    counts[await _copy(record, target)] += 1
-                    progress(sum(counts.values()))
-                finally:
-                    slots.release()
-
-            async with asyncio.TaskGroup() as copies:
-                async for record in source.all():
-                    await slots.acquire()
-                    copies.create_task(copy(record))
+        counts = await _each_record(
+            source, "migrating sessions", lambda record: _copy(record, target)
+        )
     print(
         f"migrated {redact_url(args.source)} -> {redact_url(args.target)}: "
-        + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
+        + _outcomes(counts, "copied", "replaced", "skipped")
     )
+
+
+def _key_ring(path: str) -> KeyRing:
+    """The KeyRing named ``module:attribute``, as the app imports it."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"--keyring {path!r}: write MODULE:NAME, e.g. myapp.settings:KEYRING")
+    try:
+        ring = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise Failure(f"cannot load the key ring {path!r}: {exc}") from exc
+    if isinstance(ring, TokenBound):
+        raise Failure(
+            "token-bound sessions are sealed with their clients' tokens; the server holds "
+            "no key, so there is nothing to re-seal"
+        )
+    if not isinstance(ring, KeyRing):
+        raise Failure(f"{path} is a {type(ring).__name__}, not an asgi_sessions KeyRing")
+    return ring
+
+
+async def _reseal(store: SessionStore, ring: KeyRing, record: SessionRecord) -> str:
+    """Re-seal one record under the ring's first key, compare-and-set on its version, so
+    a request saving it meanwhile wins and nobody is logged out."""
+    for _ in range(5):
+        try:
+            if ring.is_current(record.data):
+                return "current"
+            plain = ring.open(record.data, record.key, None)
+        except SessionError:
+            return "unreadable"
+        resealed = dataclasses.replace(record, data=ring.seal(plain, record.key, ""))
+        if await store.update(resealed, expected_version=record.version):
+            return "resealed"
+        fresh = await store.read(record.key)  # saved meanwhile, or ended
+        if fresh is None:
+            return "ended"
+        record = fresh
+    return "busy"
+
+
+async def rekey(args: argparse.Namespace) -> None:
+    """Re-seal every record under the key ring's first key, live and safe to run again."""
+    ring = _key_ring(args.keyring)
+    async with _open(args.store) as store:
+        counts = await _each_record(
+            store, "re-sealing sessions", lambda record: _reseal(store, ring, record)
+        )
+    print(
+        f"re-sealed {redact_url(args.store)} under key {ring.current!r}: "
+        + _outcomes(counts, "resealed", "current", "ended", "unreadable", "busy")
+    )
+    if counts.get("busy"):
+        raise Failure("some sessions kept changing while being re-sealed: run rekey again")
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -370,6 +445,21 @@ def _parser() -> argparse.ArgumentParser:
         help="the store to copy into (a STORE_URL); a missing SQLite file is created",
     )
     sub.add_argument("--yes", action="store_true", help=YES_HELP)
+
+    sub = command(
+        "rekey",
+        rekey,
+        "re-seal every session under the key ring's first key, live (after a key rotation)",
+        "sqlite:///sessions.db --keyring myapp.settings:KEYRING",
+        "'postgresql://app@db/app?table_name=web' --keyring myapp.sessions:ring",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument(
+        "--keyring",
+        required=True,
+        metavar="MODULE:NAME",
+        help="the KeyRing the app passes as encryption=, imported as the app imports it",
+    )
     return parser
 
 

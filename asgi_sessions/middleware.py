@@ -15,6 +15,7 @@ from asgi_sessions.cookies import CookiePolicy, SameSite, add_session_headers
 from asgi_sessions.exceptions import InsecureConfiguration, SessionConflict, StoreUnavailable
 from asgi_sessions.lifetime import DEFAULT_TOUCH_INTERVAL, Duration, Lifetime, duration
 from asgi_sessions.persistence import DEFAULT_MAX_SIZE, ActiveSession, SessionSettings
+from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import UnavailableSession
 from asgi_sessions.stores.base import SessionStore
@@ -50,6 +51,7 @@ class SessionMiddleware:
     | `max_size` | 65536 | the largest serialized session accepted, in bytes |
     | `serializer` | JSON | turns session data into bytes and back, exactly |
     | `generate_token` | 256 random bits | makes new tokens; checked for length and alphabet |
+    | `encryption` | `None` | seal data at rest: `KeyRing({...})` or `TokenBound()` |
     | `cleanup_interval` | `None` | sweep expired sessions this often during the lifespan |
     | `retry_after` | 5 | the Retry-After of a 503 answer, in seconds |
     | `autoload` | `True` | read before the app runs; `False`: on `await session.load()` |
@@ -77,6 +79,7 @@ class SessionMiddleware:
         max_size: int = DEFAULT_MAX_SIZE,
         serializer: Serializer | None = None,
         generate_token: TokenGenerator | None = None,
+        encryption: Sealer | None = None,
         cleanup_interval: Duration | None = None,
         retry_after: int = 5,
         autoload: bool = True,
@@ -98,7 +101,7 @@ class SessionMiddleware:
             browser_cookie=max_age is None,
         )
         self.settings = SessionSettings(
-            store, lifetime, serializer or JSONSerializer(), max_size, generate_token
+            store, lifetime, serializer or JSONSerializer(), max_size, generate_token, encryption
         )
         self.cookie = CookiePolicy(
             session_cookie, path, domain, same_site, https_only, partitioned, host_prefix

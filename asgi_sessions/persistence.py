@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -36,6 +36,7 @@ from asgi_sessions.exceptions import (
     StoreUnavailable,
 )
 from asgi_sessions.lifetime import EXPIRY_KEY, Lifetime, check_own_expiry
+from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import Action, Session, UnloadedSession, checked_user_id, take_action
 from asgi_sessions.stores.base import SessionRecord, SessionStore
@@ -64,6 +65,14 @@ class CookieUpdate:
 
 
 EXPIRE_COOKIE = CookieUpdate(None)
+
+
+class Created(NamedTuple):
+    """A record just stored: the token that names it, the record, its serialized data."""
+
+    token: str
+    record: SessionRecord
+    plain: bytes
 
 _Step = Callable[[SessionRecord, dict[str, Any], str | None], Awaitable[bool]]
 """A compare-and-set on a record, given the data and user it should end up with."""
@@ -95,14 +104,16 @@ class _Turns:
 @dataclass(frozen=True, slots=True, eq=False)
 class SessionSettings:
     """How sessions are made and kept: the store, the lifetime policy, the data format,
-    the size limit and the token generator. SessionMiddleware owns one; helpers that
-    make sessions without a request (``create_session``, ``testing.login``) use it too."""
+    the size limit, the token generator and how data is sealed at rest. SessionMiddleware
+    owns one; helpers that make sessions without a request (``create_session``,
+    ``testing.login``) use it too."""
 
     store: SessionStore
     lifetime: Lifetime = field(default_factory=Lifetime)
     serializer: Serializer = field(default_factory=JSONSerializer)
     max_size: int = DEFAULT_MAX_SIZE
     generate_token: tokens.TokenGenerator | None = None
+    sealer: Sealer | None = None
     turns: _Turns = field(default_factory=_Turns, repr=False)
 
     def new_token(self) -> str:
@@ -122,17 +133,28 @@ class SessionSettings:
             )
         return raw
 
-    def decode(self, record: SessionRecord) -> dict[str, Any]:
-        """The data of a stored record; CorruptSession if it is unreadable or tampered."""
-        data = self.serializer.loads(record.data)
+    def sealed(self, plain: bytes, key: str, token: str) -> bytes:
+        """What is stored for serialized data ``plain``: sealed, if data is sealed at rest."""
+        return plain if self.sealer is None else self.sealer.seal(plain, key, token)
+
+    def opened(self, record: SessionRecord, token: str | None) -> bytes:
+        """The serialized data of a stored record; CorruptSession if it does not open."""
+        if self.sealer is None:
+            return record.data
+        return self.sealer.open(record.data, record.key, token)
+
+    def decode(self, plain: bytes) -> dict[str, Any]:
+        """The data of serialized ``plain``; CorruptSession if it is unreadable or tampered."""
+        data = self.serializer.loads(plain)
         check_own_expiry(data.get(EXPIRY_KEY))
         return data
 
     async def create(
         self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
-    ) -> tuple[str, SessionRecord] | None:
-        """Store a new record under a fresh token; return the token and the record, or
-        None when the data's own expiry is already over (nothing is stored)."""
+    ) -> Created | None:
+        """Store a new record under a fresh token; return the token, the record and the
+        serialized data, or None when the data's own expiry is already over (nothing is
+        stored)."""
         raw = self.encode(data)
         now = self.store.clock()
         expires_at = self.lifetime.expires_at(created_at, now, data.get(EXPIRY_KEY))
@@ -140,12 +162,14 @@ class SessionSettings:
             return None
         for _ in range(_NEW_TOKEN_ATTEMPTS):
             token = self.new_token()
-            record = SessionRecord(tokens.key_for(token), raw, user_id, created_at, expires_at)
+            key = tokens.key_for(token)
+            stored = self.sealed(raw, key, token)
+            record = SessionRecord(key, stored, user_id, created_at, expires_at)
             try:
                 await self.store.create(record)
             except SessionExists:
                 continue
-            return token, record
+            return Created(token, record, raw)
         raise SessionExists(
             f"{_NEW_TOKEN_ATTEMPTS} new session tokens in a row were taken; "
             "check generate_token"
@@ -156,7 +180,16 @@ class ActiveSession:
     """One request's session: the Session dict the app sees, and the stored record and
     token behind it. ``commit()`` writes it back and says what the client must be told."""
 
-    __slots__ = ("_budget", "_unsent", "record", "session", "settings", "token", "unread_token")
+    __slots__ = (
+        "_budget",
+        "_plain",
+        "_unsent",
+        "record",
+        "session",
+        "settings",
+        "token",
+        "unread_token",
+    )
 
     def __init__(self, settings: SessionSettings, token: str | None = None) -> None:
         self.settings = settings
@@ -166,6 +199,8 @@ class ActiveSession:
         """The token that names ``record``; None while nothing is stored."""
         self.record: SessionRecord | None = None
         """The stored record as this request last read or wrote it."""
+        self._plain = b""
+        """The serialized data of ``record`` (opened, when sealed): the change baseline."""
         self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
         self._unsent: CookieUpdate | None = None
         self._budget = settings.store.timeout
@@ -209,12 +244,13 @@ class ActiveSession:
     def _adopt(self, record: SessionRecord, token: str) -> None:
         """Show ``record`` in the Session, or nothing if its data cannot be read."""
         try:
-            data = self.settings.decode(record)
+            plain = self.settings.opened(record, token)
+            data = self.settings.decode(plain)
         except CorruptSession as exc:
             logger.error("session %s... is unreadable, ignored: %s", record.key[:16], exc)
             self._forget()
             return
-        self.token, self.record = token, record
+        self.token, self.record, self._plain = token, record, plain
         self._show(data, record.user_id)
 
     def _show(self, data: Mapping[str, Any], user_id: str | None) -> None:
@@ -226,6 +262,7 @@ class ActiveSession:
     def _forget(self) -> None:
         """No record stands behind this session any more: show an empty one."""
         self.token = self.record = None
+        self._plain = b""
         self._show({}, None)
 
     # -- committing --------------------------------------------------------------------
@@ -263,7 +300,7 @@ class ActiveSession:
         if keep_changes:
             data, user_id = dict(session), session.user_id
         else:
-            data, user_id = self.settings.decode(record), record.user_id
+            data, user_id = self.settings.decode(self._plain), record.user_id
         now = self.settings.store.clock()
         expires_at = lifetime.expires_at(record.created_at, now, data.get(EXPIRY_KEY))
         if expires_at <= now:
@@ -273,7 +310,7 @@ class ActiveSession:
         if not keep_changes:
             return None
         raw = self.settings.encode(data)
-        if raw != record.data or user_id != record.user_id:
+        if raw != self._plain or user_id != record.user_id:
             return await self._save(data, user_id, raw)
         if expires_at - record.expires_at >= lifetime.touch:
             return await self._slide(record, expires_at)
@@ -286,8 +323,8 @@ class ActiveSession:
         made = await self.settings.create(data, user_id, created_at)
         if made is None:
             return None
-        self.token, self.record = made
-        return self._cookie(made[1], data)
+        self.token, self.record, self._plain = made
+        return self._cookie(made.record, data)
 
     async def _end(self, *, start_again: bool) -> CookieUpdate | None:
         """Retire the record whatever its version (logout, or a lifetime that is over),
@@ -322,16 +359,19 @@ class ActiveSession:
 
     async def _save(self, data: dict[str, Any], user_id: str | None, raw: bytes) -> CookieUpdate:
         """Compare-and-set the data at the loaded version, merging with concurrent writers."""
-        assert self.record is not None
+        assert self.record is not None and self.token is not None
         store, lifetime, loaded = self.settings.store, self.settings.lifetime, self.record
+        token = self.token
 
         async def write(record: SessionRecord, data: dict[str, Any], user: str | None) -> bool:
             expires_at = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
-            encoded = raw if record is loaded else self.settings.encode(data)
-            new = dataclasses.replace(record, data=encoded, user_id=user, expires_at=expires_at)
+            plain = raw if record is loaded else self.settings.encode(data)
+            stored = self.settings.sealed(plain, record.key, token)
+            new = dataclasses.replace(record, data=stored, user_id=user, expires_at=expires_at)
             if not await store.update(new, expected_version=record.version):
                 return False
             self.record = dataclasses.replace(new, version=record.version + 1)
+            self._plain = plain
             return True
 
         async with self.settings.turns.of(loaded.key):
@@ -351,6 +391,7 @@ class ActiveSession:
         """
         assert self.record is not None
         loaded = record = self.record
+        loaded_plain = self._plain
         changes: merge.Changes | None = None
         for attempt in range(_WRITE_ATTEMPTS):
             if await step(record, data, user_id):
@@ -363,8 +404,9 @@ class ActiveSession:
                     "it; nothing was saved"
                 )
             if changes is None:
-                changes = self._changes(loaded, data, user_id)
-            data, user_id = merge.merged(self.settings.decode(fresh), fresh.user_id, changes)
+                changes = self._changes(loaded_plain, loaded.user_id, data, user_id)
+            fresh_data = self.settings.decode(self.settings.opened(fresh, self.token))
+            data, user_id = merge.merged(fresh_data, fresh.user_id, changes)
             self._show(data, user_id)
             record = fresh
             if attempt:  # writers in other processes: step out of their way a little
@@ -375,13 +417,17 @@ class ActiveSession:
         )
 
     def _changes(
-        self, loaded: SessionRecord, data: Mapping[str, Any], user_id: str | None
+        self,
+        loaded_plain: bytes,
+        loaded_user: str | None,
+        data: Mapping[str, Any],
+        user_id: str | None,
     ) -> merge.Changes:
         dumps = self.settings.serializer.dumps
         return merge.changes(
-            self.settings.decode(loaded),
+            self.settings.decode(loaded_plain),
             data,
-            loaded.user_id,
+            loaded_user,
             user_id,
             lambda a, b: dumps({"": a}) == dumps({"": b}),
         )
@@ -448,4 +494,4 @@ async def create_session(
     made = await settings.create(dict(data or {}), checked_user_id(user_id), settings.store.clock())
     if made is None:
         raise ValueError("the data's own expiry (set_expiry) is already over: nothing to create")
-    return made[0]
+    return made.token
