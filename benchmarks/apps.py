@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from asgi_sessions import SessionMiddleware
+from asgi_sessions.sealing import KeyRing, generate_key
 from asgi_sessions.session import Session
 from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.stores.memory import MemoryStore
@@ -40,14 +41,17 @@ LIFETIME = timedelta(days=14)
 OURS = ("ours-memory", "ours-sqlite", "ours-postgres", "ours-redis")
 LAZY = ("ours-sqlite-lazy", "ours-postgres-lazy", "ours-redis-lazy")
 """Ours with ``autoload=False``: the session is read only where a route loads it."""
+SEALED = ("ours-redis-sealed",)
+"""Ours with data sealed at rest (``encryption=KeyRing(...)``): the cost of encryption."""
 PEERS = ("starlette-cookie", "starsessions-memory", "starsessions-redis")
-VARIANTS = ("bare", *PEERS, *OURS, *LAZY)
+VARIANTS = ("bare", *PEERS, *OURS, *LAZY, *SEALED)
 NEEDS = {  # variant -> server it needs
     "starsessions-redis": "redis",
     "ours-postgres": "postgres",
     "ours-redis": "redis",
     "ours-postgres-lazy": "postgres",
     "ours-redis-lazy": "redis",
+    "ours-redis-sealed": "redis",
 }
 
 SessionOf = Callable[[Request], Awaitable[MutableMapping[str, Any]]]
@@ -151,8 +155,13 @@ def build(name: str, env: Env, *, record: bool = False) -> Built:
         if record:
             store = RecordingStore(store)
         lazy = mode == "lazy"
+        sealed = KeyRing({"bench": generate_key()}) if mode == "sealed" else None
         middleware = Middleware(
-            SessionMiddleware, store=store, max_age=LIFETIME, autoload=not lazy
+            SessionMiddleware,
+            store=store,
+            max_age=LIFETIME,
+            autoload=not lazy,
+            encryption=sealed,
         )
         routes = session_routes(loaded_session if lazy else scope_session)
         app = Starlette(routes=routes, middleware=[middleware])

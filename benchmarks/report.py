@@ -75,6 +75,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _rps(direct, "ours-memory", "read", c), _rps(direct, "starlette-cookie", "read", c)
         )
         add(f"memory: read vs Starlette cookie sessions, c={c}", value, 2.0)
+        for route in ("read", "write"):
+            value = _ratio(
+                _rps(direct, "ours-redis-sealed", route, c), _rps(direct, "ours-redis", route, c)
+            )
+            add(f"redis sealed (KeyRing) vs unsealed: {route}, c={c}", value, 0.9)
     growth = results.get("growth", [])
     for store in dict.fromkeys(row["store"] for row in growth):
         levels = [row for row in growth if row["store"] == store]
@@ -153,6 +158,7 @@ def _throughput(direct: list[dict[str, Any]]) -> list[str]:
         ("ours-memory", "starlette-cookie"),
         ("ours-memory", "starsessions-memory"),
         ("ours-redis", "starsessions-redis"),
+        ("ours-redis-sealed", "ours-redis"),
     ]
     body = []
     for ours, peer in pairs:
