@@ -4,17 +4,31 @@
     async def me(user_id: UserIdDep, session: SessionDep): ...
 """
 
+import dataclasses
+import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security, params
 from fastapi.security import APIKeyCookie
+from pydantic import BaseModel, ValidationError
 
-from asgi_sessions.session import Session
+from asgi_sessions.session import Session, before_commit
 from asgi_sessions.stores.base import SessionStore
 
-__all__ = ["SessionDep", "StoreDep", "UserIdDep", "get_session", "get_store", "require_user"]
+__all__ = [
+    "SessionDep",
+    "SessionModel",
+    "StoreDep",
+    "UserIdDep",
+    "get_session",
+    "get_store",
+    "require_user",
+]
+
+logger = logging.getLogger("asgi_sessions")
+M = TypeVar("M", bound=BaseModel)
 
 _MISSING_MIDDLEWARE = (
     "no session on this request: add the middleware with "
@@ -86,3 +100,65 @@ UserIdDep = Annotated[str, Depends(require_user())]
 
 StoreDep = Annotated[SessionStore, Depends(get_store)]
 """The SessionStore behind the middleware."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionModel(params.Depends):
+    """A pydantic model backed by the session: ``cart: Annotated[Cart, SessionModel()]``.
+
+    The model is read from ``session[key]`` (``key`` defaults to the model's class name)
+    and validated when the route runs; stored data that does not validate gives the
+    model's defaults and a log line, never a 500. Changes to it are written back at
+    commit, through the same compare-and-set merge as the dict, and only when the model's
+    JSON form changed. datetime, UUID and Decimal fields round-trip through their JSON
+    form. Every field needs a default: a new session has no data yet.
+    """
+
+    model: type[BaseModel] | None = None
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        model = self.model or self.dependency  # FastAPI puts the annotated type here
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            object.__setattr__(self, "dependency", _bound(model, self.key or model.__name__))
+        elif self.dependency is not None or self.model is not None:
+            raise TypeError(
+                f"SessionModel needs a pydantic model, not {model!r}: write "
+                "Annotated[YourModel, SessionModel()]"
+            )
+
+
+def _bound(model: type[M], key: str) -> Callable[..., Awaitable[M]]:
+    """The dependency that hands a route ``model`` read from ``session[key]``."""
+    missing = [name for name, field in model.model_fields.items() if field.is_required()]
+    if missing:
+        raise TypeError(
+            f"{model.__name__} cannot back a session: give {', '.join(missing)} a default, "
+            "since a new session holds no data yet"
+        )
+
+    async def bound(request: Request) -> M:
+        session = await get_session(request)
+        stored = session.get(key)
+        try:
+            instance = model() if stored is None else model.model_validate(stored)
+        except ValidationError as exc:
+            logger.warning(
+                "session[%r] does not validate as %s; using its defaults: %s",
+                key,
+                model.__name__,
+                exc.errors(include_url=False, include_input=False),
+            )
+            instance = model()
+        shown = instance.model_dump(mode="json")
+
+        def write_back() -> None:
+            dumped = instance.model_dump(mode="json")
+            if dumped != shown or (stored is not None and dumped != stored):
+                session[key] = dumped
+
+        before_commit(session, write_back)
+        return instance
+
+    return bound

@@ -182,6 +182,7 @@ class ActiveSession:
 
     __slots__ = (
         "_budget",
+        "_hooks",
         "_plain",
         "_unsent",
         "record",
@@ -204,6 +205,7 @@ class ActiveSession:
         self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
         self._unsent: CookieUpdate | None = None
         self._budget = settings.store.timeout
+        self._hooks: list[Callable[[], None]] = []
 
     # -- reading -----------------------------------------------------------------------
 
@@ -267,6 +269,10 @@ class ActiveSession:
 
     # -- committing --------------------------------------------------------------------
 
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` before each commit that keeps changes (see ``session.before_commit``)."""
+        self._hooks.append(hook)
+
     async def save(self) -> None:
         """Commit now (``await request.session.save()``); the cookie goes with the response."""
         update = await self.commit()
@@ -282,6 +288,9 @@ class ActiveSession:
         """
         if self.unread_token is not None:
             return None  # never read, so never touched
+        if keep_changes:
+            for hook in self._hooks:
+                hook()
         async with self._deadline():
             update = await self._commit(keep_changes)
         unsent, self._unsent = self._unsent, None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asgi_sessions.exceptions import SessionNotLoaded, StoreUnavailable
@@ -26,6 +27,7 @@ __all__ = [
     "SessionHandle",
     "UnavailableSession",
     "UnloadedSession",
+    "before_commit",
     "checked_user_id",
     "take_action",
 ]
@@ -55,6 +57,8 @@ class SessionHandle(Protocol):
     async def save(self) -> None: ...
 
     async def reload(self) -> None: ...
+
+    def before_commit(self, hook: Callable[[], None]) -> None: ...
 
 
 def checked_user_id(value: object) -> str | None:
@@ -209,6 +213,12 @@ class Session(dict[str, Any]):
         if self._handle is None:
             raise RuntimeError("this Session was not loaded by SessionMiddleware")
         return self._handle
+
+
+def before_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Call ``hook`` just before each commit of ``session`` that keeps changes, so a view
+    of the data kept elsewhere (a typed model) is written into the dict in time."""
+    session._require_handle().before_commit(hook)
 
 
 def take_action(session: Session) -> Action | None:
