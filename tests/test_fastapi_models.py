@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -19,8 +20,9 @@ from pydantic import BaseModel
 
 from asgi_sessions import SessionMiddleware
 from asgi_sessions.fastapi import SessionDep, SessionModel
-from asgi_sessions.stores import MemoryStore
+from asgi_sessions.stores import MemoryStore, SQLiteStore
 from asgi_sessions.testing import RecordingStore
+from examples import typed_cart
 
 pytestmark = pytest.mark.anyio
 
@@ -155,3 +157,15 @@ def test_a_model_with_a_required_field_is_refused_where_it_is_declared() -> None
 def test_session_model_needs_a_pydantic_model() -> None:
     with pytest.raises(TypeError, match="needs a pydantic model"):
         SessionModel(dict)
+
+
+async def test_the_typed_cart_example_keeps_its_cart(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "cart.db") as store:
+        transport = httpx.ASGITransport(typed_cart.create_app(store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.post("/cart/apple")
+            await client.post("/cart/apple")
+            cart = (await client.post("/cart/pear")).json()
+            assert cart["items"] == {"apple": 2, "pear": 1}
+            assert (await client.get("/cart")).json() == cart
+            assert cart["total"] == "1.35"
