@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -151,16 +151,3 @@ class MiddlewareSuiteBase:
             app.state.gate.set()
         app.state.gate = anyio.Event()
         app.state.reached = anyio.Event()
-
-    @staticmethod
-    async def concurrently(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-        """Run every call at once; return their results in order."""
-        results: dict[int, Any] = {}
-
-        async def run(index: int, call: Callable[[], Awaitable[Any]]) -> None:
-            results[index] = await call()
-
-        async with anyio.create_task_group() as group:
-            for index, call in enumerate(calls):
-                group.start_soon(run, index, call)
-        return [results[index] for index in range(len(calls))]

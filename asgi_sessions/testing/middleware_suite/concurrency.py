@@ -8,13 +8,13 @@ the held request finish through each path a request can take.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.middleware_suite._base import (
     HOUR,
@@ -26,6 +26,7 @@ from asgi_sessions.testing.middleware_suite._base import (
     use_token,
 )
 from asgi_sessions.testing.recording import RecordingStore
+from asgi_sessions.testing.store_suite.support import concurrently
 
 Ending = Callable[[httpx.AsyncClient, RecordingStore, FrozenClock], Awaitable[Any]]
 
@@ -178,51 +179,38 @@ class Concurrency(MiddlewareSuiteBase):
         assert "set-cookie" not in responses[0].headers
         record = await store.read(key_of(token))
         assert record is not None
-        assert record.expires_at == clock() + __import__("datetime").timedelta(seconds=120)
+        assert record.expires_at == clock() + timedelta(seconds=120)
 
-    async def test_fifty_concurrent_writers_of_one_session_all_succeed_and_keep_their_keys(
-        self, client: httpx.AsyncClient, store: RecordingStore, app: Starlette
+    async def writers(
+        self, client: httpx.AsyncClient, store: RecordingStore, apps: list[Starlette]
     ) -> None:
+        """As many clients as ``apps`` (in turn), each setting its own key of one session
+        at once: every one is answered 200 and every key is kept."""
         token = await self.start(client, store)
-        clients = [client_of(app) for _ in range(50)]
+        clients = [client_of(app) for app in apps]
         for other in clients:
             use_token(other, token)
         try:
-            answers = await self.concurrently(
-                *[
-                    (lambda c=c, n=n: c.post(f"/set/k{n}", json=n))
-                    for n, c in enumerate(clients)
-                ]
+            answers = await concurrently(
+                *[(lambda c=c, n=n: c.post(f"/set/k{n}", json=n)) for n, c in enumerate(clients)]
             )
         finally:
             for other in clients:
                 await other.aclose()
-        assert [a.status_code for a in answers] == [200] * 50
+        assert [a.status_code for a in answers] == [200] * len(apps)
         data = (await client.get("/read")).json()["data"]
-        assert data == {"cart": ["apple"], **{f"k{n}": n for n in range(50)}}
+        assert data == {"cart": ["apple"], **{f"k{n}": n for n in range(len(apps))}}
+
+    async def test_fifty_concurrent_writers_of_one_session_all_succeed_and_keep_their_keys(
+        self, client: httpx.AsyncClient, store: RecordingStore, app: Starlette
+    ) -> None:
+        await self.writers(client, store, [app] * 50)
 
     async def test_concurrent_writers_in_two_workers_lose_nothing(
         self,
         client: httpx.AsyncClient,
         store: RecordingStore,
-        second_store: SessionStore,
         app: Starlette,
         second_app: Starlette,
     ) -> None:
-        token = await self.start(client, store)
-        clients = [client_of(app if n % 2 else second_app) for n in range(10)]
-        for other in clients:
-            use_token(other, token)
-        try:
-            answers = await self.concurrently(
-                *[
-                    (lambda c=c, n=n: c.post(f"/set/k{n}", json=n))
-                    for n, c in enumerate(clients)
-                ]
-            )
-        finally:
-            for other in clients:
-                await other.aclose()
-        assert [a.status_code for a in answers] == [200] * 10
-        data = (await client.get("/read")).json()["data"]
-        assert data == {"cart": ["apple"], **{f"k{n}": n for n in range(10)}}
+        await self.writers(client, store, [app, second_app] * 5)
