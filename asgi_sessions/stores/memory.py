@@ -11,6 +11,7 @@ from asgi_sessions.stores.base import (
     Clock,
     SessionRecord,
     SessionStore,
+    checked_record,
     key_taken,
     utc_now,
 )
@@ -42,11 +43,13 @@ class MemoryStore(SessionStore):
         return self._live(key)
 
     async def create(self, record: SessionRecord) -> None:
+        checked_record(record)
         if self._live(record.key) is not None:
             raise key_taken(record.key)
         self._records[record.key] = record
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        checked_record(record, expected_version=expected_version)
         current = self._live(record.key, writing=True)
         if current is None or current.version != expected_version:
             return False

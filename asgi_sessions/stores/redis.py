@@ -50,6 +50,7 @@ from asgi_sessions.stores.base import (
     Clock,
     SessionRecord,
     SessionStore,
+    checked_record,
     from_microseconds,
     key_taken,
     to_microseconds,
@@ -183,6 +184,7 @@ class RedisStore(SessionStore):
         Only names of that shape are this store's (see the module notes), so a record
         under any other key could be neither listed nor cleared: it is refused.
         """
+        checked_record(record)
         if not _DIGEST.fullmatch(record.key.encode()):
             raise ValueError(
                 f"RedisStore keys are SHA-256 digests in 64 lowercase hex digits, got"
@@ -199,6 +201,7 @@ class RedisStore(SessionStore):
             raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        checked_record(record, expected_version=expected_version)
         now, ttl = self._now_and_ttl(record.expires_at)
         owner = "-" if record.user_id is None else f"={record.user_id}"
         args: list[Any] = [now, ttl, expected_version, owner]
