@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
+from itertools import islice
 from typing import Any, Self
 
 from asgi_sessions.stores.base import (
@@ -81,11 +82,15 @@ class MemoryStore(SessionStore):
         return True
 
     async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
-        expired = [key for key, record in self._records.items() if record.expires_at <= before]
-        for start in range(0, len(expired), batch_size):
-            for key in expired[start : start + batch_size]:
+        """Choose each batch as it is deleted: a record renewed between batches stays."""
+        while True:
+            expired = (key for key, record in self._records.items() if record.expires_at <= before)
+            batch = list(islice(expired, batch_size))
+            for key in batch:
                 del self._records[key]
-            yield len(expired[start : start + batch_size])
+            yield len(batch)
+            if len(batch) < batch_size:
+                return
 
     async def clear(self) -> int:
         removed = len(self._records)

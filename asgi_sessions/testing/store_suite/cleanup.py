@@ -91,6 +91,30 @@ class StoreCleanup(StoreFixtures):
         await store.cleanup_expired_sessions()
         assert await store.clear() == 1, "a later sweep leaves nothing expired behind"
 
+    async def test_a_record_renewed_while_cleanup_runs_is_kept(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        """Requests go on between batches: a key whose expired record is replaced by a
+        new login meanwhile must keep the new record, whichever batch held the old one."""
+        expired = [new_record(clock, lifetime=60) for _ in range(6)]
+        for record in expired:
+            await store.create(record)
+        clock.advance(60)
+        clock.now += store.cleanup_grace
+        renewed = new_record(clock, key=expired[-1].key, data=b"a new login")
+        first_batch_done = anyio.Event()
+
+        async def renew() -> None:
+            await first_batch_done.wait()
+            await store.create(renewed)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(renew)
+            await store.cleanup_expired_sessions(
+                batch_size=2, progress=lambda _: first_batch_done.set()
+            )
+        assert await store.read(renewed.key) == renewed
+
     async def test_two_stores_sweeping_at_once_remove_each_expired_record_once(
         self, make_store: Callable[[Clock], SessionStore], clock: FrozenClock
     ) -> None:
