@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timedelta
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asgi_sessions.exceptions import SessionNotLoaded, StoreUnavailable

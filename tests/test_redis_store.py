@@ -184,6 +184,32 @@ async def test_stale_index_entries_are_never_returned_and_cleanup_removes_them(
     assert await raw.exists(index) == 0, "an emptied index disappears"
 
 
+async def test_a_revoke_keeps_the_index_entry_of_a_login_still_in_progress(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    """A login writes the index entry before the record: a revoke that lands in between
+    must leave the entry, or the new session would be live and missing from the index."""
+    done = new_record(clock, user_id="ada")
+    await store.create(done)
+    pending = new_record(clock, user_id="ada")
+    index = index_name(prefix, "ada")
+    await raw.zadd(index, {pending.key: float(micros(pending.expires_at))})
+    assert await store.destroy_user_sessions("ada") == 1
+    assert await raw.zrange(index, 0, -1) == [pending.key.encode()]
+    await raw.hset(  # the login's second step: the record itself
+        f"{prefix}s:{pending.key}",
+        mapping={
+            "data": pending.data,
+            "user_id": "ada",
+            "created_at": micros(pending.created_at),
+            "expires_at": micros(pending.expires_at),
+            "version": 1,
+        },
+    )
+    assert await store.user_sessions("ada") == [pending]
+    assert await store.destroy_user_sessions("ada") == 1
+
+
 # -- keyspaces: a store owns exactly its own names ----------------------------------------
 
 NEIGHBOURS = {

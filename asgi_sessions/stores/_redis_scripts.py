@@ -83,10 +83,16 @@ end
 return n
 """
 
-# KEYS[1] record; ARGV[1] user_id. Deletes it, live or expired, if that user owns it: 1 if so.
+# KEYS: records of one slot; ARGV[1] a user id. Deletes those that user owns, live or not.
 DROP_OWNED = """
-if redis.call('HGET', KEYS[1], 'user_id') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'user_id') == ARGV[1] then
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
 """
 
 # KEYS[1] index; ARGV member/score pairs: removes a member only if its score is unchanged,

@@ -25,12 +25,14 @@ from asgi_sessions.exceptions import SessionExists, StoreUnavailable
 
 __all__ = [
     "CONTRACT",
+    "MAX_VERSION",
     "Clock",
     "ProgressCallback",
     "SessionExists",
     "SessionRecord",
     "SessionStore",
     "StoreUnavailable",
+    "checked_record",
     "from_microseconds",
     "key_taken",
     "to_microseconds",
@@ -67,6 +69,10 @@ def key_taken(key: str) -> SessionExists:
     return SessionExists(f"a live session with key {key[:12]}... already exists")
 
 
+MAX_VERSION = 2**63 - 2
+"""The highest version a record may hold: one more update still fits a signed 64-bit integer."""
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     """One stored session: opaque data plus what a store needs to index and expire it."""
@@ -83,6 +89,37 @@ class SessionRecord:
     """When the record stops existing for readers (aware UTC)."""
     version: int = 1
     """Bumped by every successful update; the compare-and-set token."""
+
+
+def checked_record(record: SessionRecord, *, expected_version: int | None = None) -> SessionRecord:
+    """Return ``record`` if every store can keep it; else raise ValueError saying what not.
+
+    Stores call it first in ``create`` and ``update`` (with the version the update would
+    bump), so a value a backend would refuse never reaches it and is never reported as
+    an outage: times must be aware datetimes, the version must fit a signed 64-bit
+    integer with room for one more update, and the user id must be text that UTF-8 can
+    encode (no lone surrogates).
+    """
+    for field, moment in (("created_at", record.created_at), ("expires_at", record.expires_at)):
+        if moment.utcoffset() is None:
+            raise ValueError(
+                f"{field}={moment!r} has no time zone; stores keep aware datetimes, e.g."
+                " datetime.now(UTC)"
+            )
+    version = record.version if expected_version is None else expected_version
+    if not -(2**63) <= version <= MAX_VERSION:
+        raise ValueError(
+            f"version {version} is outside what a store keeps ({-(2**63)} to {MAX_VERSION})"
+        )
+    if record.user_id is not None and not record.user_id.isascii():
+        try:
+            record.user_id.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"user_id is not text UTF-8 can encode ({exc.reason} at position {exc.start});"
+                " store user ids as proper Unicode text"
+            ) from None
+    return record
 
 
 class SessionStore(ABC):

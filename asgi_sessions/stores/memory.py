@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
+from itertools import islice
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ from asgi_sessions.stores.base import (
     Clock,
     SessionRecord,
     SessionStore,
+    checked_record,
     key_taken,
     utc_now,
 )
@@ -50,11 +52,13 @@ class MemoryStore(SessionStore):
         return self._live(key)
 
     async def create(self, record: SessionRecord) -> None:
+        checked_record(record)
         if self._live(record.key) is not None:
             raise key_taken(record.key)
         self._records[record.key] = record
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        checked_record(record, expected_version=expected_version)
         current = self._live(record.key, writing=True)
         if current is None or current.version != expected_version:
             return False
@@ -86,11 +90,15 @@ class MemoryStore(SessionStore):
         return True
 
     async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
-        expired = [key for key, record in self._records.items() if record.expires_at <= before]
-        for start in range(0, len(expired), batch_size):
-            for key in expired[start : start + batch_size]:
+        """Choose each batch as it is deleted: a record renewed between batches stays."""
+        while True:
+            expired = (key for key, record in self._records.items() if record.expires_at <= before)
+            batch = list(islice(expired, batch_size))
+            for key in batch:
                 del self._records[key]
-            yield len(expired[start : start + batch_size])
+            yield len(batch)
+            if len(batch) < batch_size:
+                return
 
     async def clear(self) -> int:
         removed = len(self._records)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 import asyncpg
@@ -20,9 +20,18 @@ from asyncpg.pool import PoolConnectionProxy
 from asgi_sessions.stores._asyncpg import PostgresConnections
 from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
 from asgi_sessions.stores._urls import redact_url
-from asgi_sessions.stores.base import Clock, SessionRecord, SessionStore, key_taken, utc_now
+from asgi_sessions.stores.base import (
+    Clock,
+    SessionRecord,
+    SessionStore,
+    checked_record,
+    key_taken,
+    utc_now,
+)
 
 _PAGE_SIZE = 500
+_INDEXED_BYTES = 2048  # a btree entry holds about 2.7 kB: keys and user ids stay below
+_INFINITIES = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 _CREATE_TABLE = """
 CREATE TABLE {table} (
@@ -148,27 +157,32 @@ class PostgresStore(SessionStore):
         return cls(url, **options)
 
     async def read(self, key: str) -> SessionRecord | None:
+        _text(key)
         row = await self._db.fetchrow(self._sql(_READ), key, self.clock())
         return None if row is None else to_record(row)
 
     async def create(self, record: SessionRecord) -> None:
+        _storable(checked_record(record))
         r = record
         values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, self.clock())
         if _rowcount(await self._db.execute(self._sql(_CREATE), *values)) == 0:
             raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        _storable(checked_record(record, expected_version=expected_version))
         r = record
         values = (r.key, r.data, r.user_id, r.expires_at, expected_version, self.clock())
         return _rowcount(await self._db.execute(self._sql(_UPDATE), *values)) == 1
 
     async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
+        _text(key)
         live = await self._db.fetchval(self._sql(_DESTROY), key, self.clock(), expected_version)
         return live is True
 
     async def extend_lifetime(
         self, key: str, expires_at: datetime, *, expected_version: int | None = None
     ) -> bool:
+        _text(key)
         values = (key, expires_at, self.clock(), expected_version)
         return _rowcount(await self._db.execute(self._sql(_EXTEND), *values)) == 1
 
@@ -203,10 +217,12 @@ class PostgresStore(SessionStore):
             yield to_record(row)
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
+        _text(user_id)
         rows = await self._db.fetch(self._sql(_USER_SESSIONS), user_id, self.clock())
         return [to_record(row) for row in rows]
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        _text(user_id, keep)
         return _rowcount(await self._db.execute(self._sql(_DESTROY_USER), user_id, keep))
 
     async def close(self) -> None:
@@ -247,6 +263,38 @@ class PostgresStore(SessionStore):
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', timeout=timeout)
             if await conn.fetchval("SELECT to_regclass($1)", self._table, timeout=timeout) is None:
                 await conn.execute(self._sql(_CREATE_TABLE), timeout=timeout)
+
+
+def _text(*values: str | None) -> None:
+    """Refuse with ValueError text PostgreSQL cannot hold (NUL, lone surrogates), which
+    it would otherwise refuse as a data error, not an outage."""
+    for value in values:
+        if value is None:
+            continue
+        if "\x00" in value:
+            raise ValueError(f"PostgreSQL text cannot hold a NUL character: {value[:40]!r}")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError as exc:
+                reason = f"not text UTF-8 can encode ({exc.reason})"
+                raise ValueError(f"{reason}: {value[:40]!r}") from None
+
+
+def _storable(record: SessionRecord) -> None:
+    """Refuse with ValueError a key or user id PostgreSQL cannot hold or index, and the
+    two times asyncpg writes as infinity and reads back as naive datetimes."""
+    for field, moment in (("created_at", record.created_at), ("expires_at", record.expires_at)):
+        if moment in _INFINITIES:
+            raise ValueError(f"{field}={moment!r} is stored by PostgreSQL as an infinity")
+    for field, value in (("key", record.key), ("user_id", record.user_id)):
+        _text(value)
+        if value is not None and len(value.encode()) > _INDEXED_BYTES:
+            raise ValueError(
+                f"{field} is {len(value.encode())} bytes; PostgresStore indexes it, which holds"
+                f" up to {_INDEXED_BYTES} bytes (UTF-8): keep user ids short, e.g. the user's"
+                " primary key"
+            )
 
 
 def _lock_key(purpose: str, table: str) -> int:

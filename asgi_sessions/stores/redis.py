@@ -52,6 +52,7 @@ from asgi_sessions.stores.base import (
     Clock,
     SessionRecord,
     SessionStore,
+    checked_record,
     from_microseconds,
     key_taken,
     to_microseconds,
@@ -206,6 +207,7 @@ class RedisStore(SessionStore):
         Only names of that shape are this store's (see the module notes), so a record
         under any other key could be neither listed nor cleared: it is refused.
         """
+        checked_record(record)
         if not _DIGEST.fullmatch(record.key.encode()):
             raise ValueError(
                 f"RedisStore keys are SHA-256 digests in 64 lowercase hex digits, got"
@@ -222,6 +224,7 @@ class RedisStore(SessionStore):
             raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        checked_record(record, expected_version=expected_version)
         now, ttl = self._now_and_ttl(record.expires_at)
         owner = "-" if record.user_id is None else f"={record.user_id}"
         args: list[Any] = [now, ttl, expected_version, owner]
@@ -353,9 +356,9 @@ class RedisStore(SessionStore):
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         """Delete the user's records, live or expired, found through the index.
 
-        Only the entries of records this call deleted leave the index: an entry whose
-        record is not (yet) the user's may belong to a login or a change of user in
-        progress, which writes the index first.
+        An entry leaves the index only if its record was the user's before the delete:
+        an entry whose record was not (yet) the user's may belong to a login or a change
+        of user in progress, which writes the index first, and must stay.
         """
         index = self._index_name(user_id)
         async with self._redis.use() as client:
@@ -363,14 +366,14 @@ class RedisStore(SessionStore):
             doomed = [member for member in members if member.decode() != keep]
             if not doomed:
                 return 0
-            pipe = client.pipeline(transaction=False)
-            for member in doomed:
-                pipe.execute_command("EVAL", lua.DROP_OWNED, 1, self._record_name(member), user_id)
-            dropped = await pipe.execute()
-            removed = [member for member, hit in zip(doomed, dropped, strict=True) if hit]
-            if removed:
-                await client.zrem(index, *removed)
-        return len(removed)
+            names = [self._record_name(member) for member in doomed]
+            owners = await each(client, "HGET", names, "user_id")
+            removed = await eval_by_slot(client, lua.DROP_OWNED, names, user_id)
+            mine = user_id.encode()
+            unlinked = [m for m, owner in zip(doomed, owners, strict=True) if owner == mine]
+            if unlinked:
+                await client.zrem(index, *unlinked)
+        return removed
 
     async def close(self) -> None:
         """Close the connections this store opened; a client passed in stays open."""

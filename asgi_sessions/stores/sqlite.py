@@ -27,6 +27,7 @@ from asgi_sessions.stores.base import (
     SessionRecord,
     SessionStore,
     StoreUnavailable,
+    checked_record,
     from_microseconds,
     key_taken,
     to_microseconds,
@@ -219,6 +220,7 @@ class SQLiteStore(SessionStore):
         return _record(rows[0]) if rows else None
 
     async def create(self, record: SessionRecord) -> None:
+        checked_record(record)
         created, expires = to_microseconds(record.created_at), to_microseconds(record.expires_at)
         row = (record.key, record.data, record.user_id, created, expires, record.version)
         changed = await self._change(
@@ -233,6 +235,7 @@ class SQLiteStore(SessionStore):
             raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        checked_record(record, expected_version=expected_version)
         changed = await self._change(
             "UPDATE {t} SET data = ?, user_id = ?, expires_at = ?, version = version + 1"
             " WHERE key = ? AND version = ? AND expires_at > ?",

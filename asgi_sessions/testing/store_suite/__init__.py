@@ -49,6 +49,7 @@ from asgi_sessions.testing.store_suite.support import (
 from asgi_sessions.testing.store_suite.unreachable import StoreUnreachableServer
 from asgi_sessions.testing.store_suite.updating import StoreUpdate
 from asgi_sessions.testing.store_suite.users import StoreUserSessions
+from asgi_sessions.testing.store_suite.values import StoreHostileValues
 
 __all__ = [
     "HOUR",
@@ -60,6 +61,7 @@ __all__ = [
     "StoreDestroy",
     "StoreExtendLifetime",
     "StoreFixtures",
+    "StoreHostileValues",
     "StoreLifecycle",
     "StoreListing",
     "StoreNoRevival",
@@ -88,6 +90,7 @@ class StoreConformance(
     StoreCleanup,
     StoreListing,
     StoreUserSessions,
+    StoreHostileValues,
     StoreLifecycle,
     StoreUnreachableServer,
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
 import anyio
@@ -12,6 +13,7 @@ from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
 from asgi_sessions.testing.store_suite.support import (
     HOUR,
+    TINY,
     concurrently,
     new_record,
     sharing_one_namespace,
@@ -89,6 +91,30 @@ class StoreCleanup(StoreFixtures):
         await store.cleanup_expired_sessions()
         assert await store.clear() == 1, "a later sweep leaves nothing expired behind"
 
+    async def test_a_record_renewed_while_cleanup_runs_is_kept(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        """Requests go on between batches: a key whose expired record is replaced by a
+        new login meanwhile must keep the new record, whichever batch held the old one."""
+        expired = [new_record(clock, lifetime=60) for _ in range(6)]
+        for record in expired:
+            await store.create(record)
+        clock.advance(60)
+        clock.now += store.cleanup_grace
+        renewed = new_record(clock, key=expired[-1].key, data=b"a new login")
+        first_batch_done = anyio.Event()
+
+        async def renew() -> None:
+            await first_batch_done.wait()
+            await store.create(renewed)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(renew)
+            await store.cleanup_expired_sessions(
+                batch_size=2, progress=lambda _: first_batch_done.set()
+            )
+        assert await store.read(renewed.key) == renewed
+
     async def test_two_stores_sweeping_at_once_remove_each_expired_record_once(
         self, make_store: Callable[[Clock], SessionStore], clock: FrozenClock
     ) -> None:
@@ -108,3 +134,38 @@ class StoreCleanup(StoreFixtures):
                 assert totals == sorted(totals)
                 assert totals[-1] == total
             assert await second.clear() == 1
+
+    async def test_cleanup_keeps_a_record_for_the_grace_after_its_expiry_then_removes_it(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        """Readers stop seeing a record at expires_at; cleanup waits cleanup_grace more, so
+        a worker whose clock runs that much ahead deletes nothing live for the others."""
+        record = new_record(clock, user_id="ada", lifetime=60)
+        await store.create(record)
+        clock.now = record.expires_at + store.cleanup_grace - TINY
+        assert await store.read(record.key) is None
+        assert await store.count() == 0
+        assert await store.user_sessions("ada") == []
+        assert await store.cleanup_expired_sessions() == 0
+        clock.now = record.expires_at - TINY  # a neighbour's clock: the record is kept
+        assert await store.read(record.key) == record
+        clock.now = record.expires_at + store.cleanup_grace
+        assert await store.cleanup_expired_sessions() == 1
+        clock.now = record.expires_at - TINY
+        assert await store.read(record.key) is None
+
+    async def test_cleanup_from_a_store_whose_clock_runs_fast_deletes_nothing_live(
+        self, make_store: Callable[[Clock], SessionStore], clock: FrozenClock
+    ) -> None:
+        fast = FrozenClock(clock() + timedelta(minutes=10))
+        async with sharing_one_namespace(make_store, clock, fast) as (worker, sweeper):
+            long_gone = new_record(clock, lifetime=60)
+            ending = new_record(clock, user_id="ada", lifetime=25 * 60)
+            for record in (long_gone, ending):
+                await worker.create(record)
+            clock.advance(minutes=20)  # ending has 5 minutes left, long_gone ended 19 ago
+            fast.advance(minutes=20)  # by this clock ending ended 5 minutes ago
+            assert await sweeper.cleanup_expired_sessions() == 1
+            assert await worker.read(ending.key) == ending
+            assert await worker.user_sessions("ada") == [ending]
+            assert await worker.read(long_gone.key) is None

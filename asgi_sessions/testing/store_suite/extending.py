@@ -1,4 +1,5 @@
-"""extend_lifetime: moves a live record's expiry, and nothing else."""
+"""extend_lifetime: moves a live record's expiry, and nothing else; with a version, only
+while the record still holds that version."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class StoreExtendLifetime(StoreFixtures):
         record = new_record(clock, user_id="ada", lifetime=60, version=4)
         await store.create(record)
         later = clock() + timedelta(hours=3, microseconds=7)
-        await store.extend_lifetime(record.key, later)
+        assert await store.extend_lifetime(record.key, later) is True
         clock.advance(HOUR)  # well past the old expiry
         assert await store.read(record.key) == dataclasses.replace(record, expires_at=later)
         assert await store.user_sessions("ada") == [dataclasses.replace(record, expires_at=later)]
@@ -44,3 +45,24 @@ class StoreExtendLifetime(StoreFixtures):
         await store.extend_lifetime(record.key, clock() + timedelta(seconds=10))
         clock.advance(10)
         assert await store.read(record.key) is None
+
+    async def test_extend_lifetime_with_the_current_version_moves_the_expiry(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        record = new_record(clock, version=4)
+        await store.create(record)
+        later = clock() + timedelta(hours=2)
+        assert await store.extend_lifetime(record.key, later, expected_version=4) is True
+        assert await store.read(record.key) == dataclasses.replace(record, expires_at=later)
+
+    async def test_extend_lifetime_with_a_stale_version_returns_false_and_moves_nothing(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        """A slide computed from a loaded record must not undo a newer expiry."""
+        record = new_record(clock)
+        await store.create(record)
+        newer = dataclasses.replace(record, expires_at=clock() + timedelta(minutes=5))
+        assert await store.update(newer, expected_version=1) is True
+        later = clock() + timedelta(hours=2)
+        assert await store.extend_lifetime(record.key, later, expected_version=1) is False
+        assert await store.read(record.key) == dataclasses.replace(newer, version=2)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
 
-from asgi_sessions.stores.base import SessionStore
+from asgi_sessions.stores.base import Clock, SessionStore
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
-from asgi_sessions.testing.store_suite.support import new_record
+from asgi_sessions.testing.store_suite.support import (
+    HOUR,
+    new_record,
+    sharing_one_namespace,
+)
 
 __all__ = ["StoreUserSessions"]
 
@@ -100,3 +106,36 @@ class StoreUserSessions(StoreFixtures):
         await store.create(record)
         assert await store.destroy_user_sessions("nobody") == 0
         assert await store.read(record.key) == record
+
+    async def test_destroy_user_sessions_removes_records_expired_by_the_callers_clock_too(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        start = clock()
+        mine = [new_record(clock, user_id="ada", lifetime=300) for _ in range(2)]
+        bobs = new_record(clock, user_id="bob", lifetime=300)
+        for record in [*mine, bobs]:
+            await store.create(record)
+        clock.advance(600)  # the caller's clock says they expired; they are still stored
+        assert await store.destroy_user_sessions("ada") == 2
+        clock.now = start
+        for record in mine:
+            assert await store.read(record.key) is None
+        assert await store.read(bobs.key) == bobs
+
+    async def test_a_revoke_from_a_host_whose_clock_runs_fast_leaves_nothing_live(
+        self, make_store: Callable[[Clock], SessionStore], clock: FrozenClock
+    ) -> None:
+        """An operator's host ten minutes ahead revokes a user: sessions it thinks expired
+        are live for the workers, and must go too."""
+        fast = FrozenClock(clock() + timedelta(minutes=10))
+        async with sharing_one_namespace(make_store, clock, fast) as (worker, operator):
+            soon = new_record(clock, user_id="ada", lifetime=300)  # expired by the fast clock
+            later = new_record(clock, user_id="ada", lifetime=HOUR)
+            bobs = new_record(clock, user_id="bob", lifetime=300)
+            for record in (soon, later, bobs):
+                await worker.create(record)
+            assert await operator.destroy_user_sessions("ada") == 2
+            assert await worker.user_sessions("ada") == []
+            assert await worker.read(soon.key) is None
+            assert await worker.read(later.key) is None
+            assert await worker.read(bobs.key) == bobs
