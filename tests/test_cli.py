@@ -413,6 +413,7 @@ ARGUMENTS = {
     "sessions": ["STORE_URL", "--user"],
     "revoke": ["STORE_URL", "--user", "--keep", "--yes"],
     "migrate": ["FROM_URL", "TO_URL", "--yes"],
+    "rekey": ["STORE_URL", "--keyring"],
 }
 
 
