@@ -1,4 +1,4 @@
-"""A connection, pool or client per event loop.
+"""A connection, pool or client per event loop, opened by one attempt at a time.
 
 A pool belongs to the event loop that opened it. Starlette's TestClient may run
 each request in a new loop, and a store may be used from several loops at once
@@ -6,6 +6,13 @@ each request in a new loop, and a store may be used from several loops at once
 closed by ``close()`` in its loop, or while its loop shuts down (``asyncio.run``
 finalizes async generators then); one left behind by a loop closed some other way
 is discarded on the next use. Nothing is ever closed from a foreign thread.
+
+Opening may fail slowly: a silent server costs a whole connect timeout. So callers
+that arrive while a resource is being opened wait for that one attempt and share its
+outcome, instead of each making an attempt of its own in turn; and a failed attempt
+is remembered for ``retry_after`` seconds, during which callers get its error at once
+instead of piling up behind new attempts. The first caller after that tries again, so
+a store recovers by itself once its server is back.
 """
 
 from __future__ import annotations
@@ -13,20 +20,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 Loop = asyncio.AbstractEventLoop
 
+RETRY_AFTER = 1.0
+"""Seconds a failed attempt to open is remembered before the next one is made."""
+
 
 @dataclass
 class _Slot(Generic[T]):
-    """One loop's resource, and what closes it when that loop shuts down."""
+    """One loop's resource, the attempt that opens it, and what closes it at shutdown."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     resource: T | None = None
     guard: AsyncGenerator[None, None] | None = None
+    attempt: asyncio.Task[T] | None = None
+    retry_at: float = 0.0
+    """Loop time before which a failed ``attempt`` stands and is not made again."""
 
 
 class LoopLocal(Generic[T]):
@@ -37,14 +49,22 @@ class LoopLocal(Generic[T]):
         open: Callable[[], Awaitable[T]],
         close: Callable[[T], Awaitable[None]],
         discard: Callable[[T], None] = lambda resource: None,
+        *,
+        retry_after: float = RETRY_AFTER,
     ) -> None:
         self._open = open
         self._close = close
         self._discard = discard
+        self._retry_after = retry_after
         self._slots: dict[Loop, _Slot[T]] = {}
 
     async def get(self) -> T:
-        """Return this loop's resource, opening it (once, even under concurrency) if needed."""
+        """Return this loop's resource, opening it if needed.
+
+        Concurrent callers share one attempt; it runs shielded, so a caller that is
+        cancelled stops waiting without cutting the attempt short for the others. A
+        failed attempt raises its error to every caller until ``retry_after`` has passed.
+        """
         loop = asyncio.get_running_loop()
         slot = self._slots.get(loop)
         if slot is not None and slot.resource is not None:
@@ -52,23 +72,41 @@ class LoopLocal(Generic[T]):
         if slot is None:
             self._forget_closed_loops()
             slot = self._slots.setdefault(loop, _Slot())
-        async with slot.lock:
-            if slot.resource is None:
-                resource = await self._open()
-                guard = self._close_at_loop_shutdown(loop, resource)
-                await guard.asend(None)
-                slot.resource, slot.guard = resource, guard
-            return slot.resource
+        attempt = slot.attempt
+        if attempt is None or (_failed(attempt) and loop.time() >= slot.retry_at):
+            attempt = slot.attempt = loop.create_task(self._attempt(loop, slot))
+            attempt.add_done_callback(_retrieve)
+        return await asyncio.shield(attempt)
 
     async def close(self) -> None:
-        """Close the running loop's resource; others close with their own loops."""
+        """Close the running loop's resource; others close with their own loops.
+
+        An attempt still opening it is cancelled; the opener cleans up after itself.
+        """
         self._forget_closed_loops()
         try:
             slot = self._slots.pop(asyncio.get_running_loop(), None)
         except RuntimeError:
             return
-        if slot is not None and slot.guard is not None:
+        if slot is None:
+            return
+        if slot.attempt is not None and not slot.attempt.done():
+            slot.attempt.cancel()
+            await asyncio.wait([slot.attempt])
+        if slot.guard is not None:
             await slot.guard.aclose()
+
+    async def _attempt(self, loop: Loop, slot: _Slot[T]) -> T:
+        """Open the resource into ``slot``; on failure, say until when the failure stands."""
+        try:
+            resource = await self._open()
+        except Exception:
+            slot.retry_at = loop.time() + self._retry_after
+            raise
+        guard = self._close_at_loop_shutdown(loop, resource)
+        await guard.asend(None)
+        slot.resource, slot.guard = resource, guard
+        return resource
 
     async def _close_at_loop_shutdown(self, loop: Loop, resource: T) -> AsyncGenerator[None, None]:
         """Suspended while the resource lives; its ``finally`` closes it, whether
@@ -89,3 +127,14 @@ class LoopLocal(Generic[T]):
             slot = self._slots.pop(loop)
             if slot.resource is not None:
                 self._discard(slot.resource)
+
+
+def _failed(attempt: asyncio.Task[T]) -> bool:
+    """Whether an attempt ended without a resource: it raised, or it was cancelled."""
+    return attempt.done() and (attempt.cancelled() or attempt.exception() is not None)
+
+
+def _retrieve(attempt: asyncio.Task[T]) -> None:
+    """Mark an attempt's error as seen, even if every caller stopped waiting for it."""
+    if not attempt.cancelled():
+        attempt.exception()
