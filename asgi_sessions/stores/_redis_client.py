@@ -7,7 +7,8 @@ Kept apart from the store so that it reads as keys and commands. Here:
 - A cluster client opens at most ``max_connections`` per node and refuses the next one
   instead of waiting, so on a cluster a gate lets that many calls run at once and
   queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
-- Every driver error becomes ``StoreUnavailable``, so nothing of redis leaks out.
+- Every driver error becomes ``StoreUnavailable`` (a refused value ``ValueError``), so
+  nothing of redis leaks out.
 - Batches go in one pipeline: one round trip per node, one script call per slot.
 """
 
@@ -24,23 +25,41 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisClusterException, RedisError
+from redis.exceptions import ConnectionError, DataError, RedisClusterException, RedisError
 
+from asgi_sessions.exceptions import SessionError, StoreUnavailable
 from asgi_sessions.stores._loop import LoopLocal
-from asgi_sessions.stores.base import StoreUnavailable
 
 __all__ = ["SCHEMES", "Client", "RedisConnection", "each", "eval_by_slot", "scan", "unavailable"]
 
 Client = Redis | RedisCluster
 SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+_DRIVER_ERRORS = (RedisError, RedisClusterException)
+"""redis-py's own errors; some are also ValueErrors (LockError), yet say nothing of a value."""
 
 
 @contextmanager
 def unavailable(where: str) -> Iterator[None]:
-    """Turn any driver error into StoreUnavailable, so nothing of redis leaks out."""
+    """Let nothing of redis out: any error from the driver becomes StoreUnavailable.
+
+    Not only RedisError: under a failover redis-py also raises plain Python errors (an
+    AttributeError from a connection another task closed), and each must be a 503, not
+    a 500. A value redis-py refuses to send (its DataError, or text it cannot encode)
+    becomes a ValueError: the server is up, the value is wrong. Our own errors (a
+    SessionError, a ValueError about a value) pass unchanged, as does cancellation,
+    which is no Exception.
+    """
     try:
         yield
-    except (RedisError, RedisClusterException, OSError) as exc:
+    except SessionError:
+        raise
+    except DataError as exc:
+        raise ValueError(f"Redis refused a value: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a value cannot be sent to Redis as UTF-8: {exc}") from exc
+    except Exception as exc:
+        if isinstance(exc, ValueError) and not isinstance(exc, _DRIVER_ERRORS):
+            raise
         raise StoreUnavailable(
             f"Redis at {where} failed or did not answer in time ({type(exc).__name__}: "
             f"{exc}); check that it is running and reachable, and the URL and timeouts"
