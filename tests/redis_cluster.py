@@ -9,8 +9,8 @@ soon a silent primary is failed over.
 
 Fixtures (load them with ``pytest_plugins = ["redis_cluster"]``):
 
-- ``redis_cluster_url``: three primaries shared by the whole test run, for tests that
-  only read and write;
+- ``redis_cluster`` and its ``redis_cluster_url``: three primaries shared by the whole
+  test run, for tests that read and write, or move a slot and move it on to the end;
 - ``redis_cluster_with_replicas``: a cluster of its own for one test, each primary with
   a replica and a one-second node timeout, for tests that kill or move things.
 
@@ -108,6 +108,11 @@ class Node:
     def cli(self, *args: str) -> str:
         return redis_cli(self.port, *args)
 
+    @property
+    def id(self) -> str:
+        """The node's cluster id, as ``CLUSTER SETSLOT`` takes it."""
+        return self.cli("CLUSTER", "MYID").strip()
+
     def answers_ping(self) -> bool:
         try:
             return self.cli("PING").strip() == "PONG"
@@ -188,6 +193,24 @@ class Cluster:
     def wait_until_healthy(self) -> None:
         wait_until(self.healthy, "the cluster did not become healthy")
 
+    def start_migration(self, slot: int, source: Node, target: Node) -> None:
+        """Mark ``slot`` IMPORTING on ``target`` and MIGRATING on ``source``, as
+        ``redis-cli --cluster reshard`` does before it moves any key."""
+        target.cli("CLUSTER", "SETSLOT", str(slot), "IMPORTING", source.id)
+        source.cli("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target.id)
+
+    def migrate(self, source: Node, target: Node, keys: list[str]) -> None:
+        """Move ``keys`` from ``source`` to ``target`` atomically, one MIGRATE for all."""
+        source.cli("MIGRATE", HOST, str(target.port), "", "0", "5000", "KEYS", *keys)
+
+    def finish_migration(self, slot: int, source: Node, target: Node) -> None:
+        """Move the slot's remaining keys, then give the slot to ``target`` everywhere."""
+        while keys := source.cli("CLUSTER", "GETKEYSINSLOT", str(slot), "100").split():
+            self.migrate(source, target, keys)
+        for node in [target, source, *(n for n in self.primaries() if n not in (source, target))]:
+            node.cli("CLUSTER", "SETSLOT", str(slot), "NODE", target.id)
+        wait_until(lambda: self.owner_of_slot(slot) is target, f"slot {slot} did not move")
+
 
 @contextmanager
 def running_cluster(replicas: int = 0, node_timeout_ms: int = 15000) -> Iterator[Cluster]:
@@ -223,11 +246,20 @@ def _require_redis() -> None:
 
 
 @pytest.fixture(scope="session")
-def redis_cluster_url() -> Iterator[str]:
-    """The URL of a three-primary cluster started for this test run and stopped at its end."""
+def redis_cluster() -> Iterator[Cluster]:
+    """A three-primary cluster started for this test run and stopped at its end.
+
+    Shared: a test that changes it (moves a slot) leaves it serving every slot again.
+    """
     _require_redis()
     with running_cluster() as cluster:
-        yield cluster.url
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: Cluster) -> str:
+    """The URL of the shared three-primary cluster."""
+    return redis_cluster.url
 
 
 @pytest.fixture

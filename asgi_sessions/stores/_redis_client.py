@@ -9,7 +9,8 @@ Kept apart from the store so that it reads as keys and commands. Here:
   queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
 - Every driver error becomes ``StoreUnavailable`` (a refused value ``ValueError``), so
   nothing of redis leaks out.
-- Batches go in one pipeline: one round trip per node, one script call per slot.
+- Batches go in one pipeline: one round trip per node, one script call per slot, or
+  one per key while the slot is being migrated between primaries.
 """
 
 from __future__ import annotations
@@ -22,15 +23,37 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, DataError, RedisClusterException, RedisError
+from redis.exceptions import (
+    AskError,
+    ClusterCrossSlotError,
+    ClusterDownError,
+    ClusterError,
+    ConnectionError,
+    DataError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from asgi_sessions.exceptions import SessionError, StoreUnavailable
 from asgi_sessions.stores._loop import LoopLocal
 
-__all__ = ["SCHEMES", "Client", "RedisConnection", "each", "eval_by_slot", "scan", "unavailable"]
+__all__ = [
+    "SCHEMES",
+    "Client",
+    "RedisConnection",
+    "each",
+    "eval_by_slot",
+    "on_key_owner",
+    "scan",
+    "unavailable",
+]
 
 Client = Redis | RedisCluster
 SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
@@ -157,15 +180,97 @@ async def each(client: Client, command: str, names: Sequence[bytes | str], *args
 async def eval_by_slot(
     client: Client, script: str, names: Sequence[bytes | str], *args: Any
 ) -> int:
-    """Run ``script`` over ``names`` then ``args``, once per cluster slot; sum the results."""
+    """Run ``script`` over ``names`` then ``args``, once per cluster slot; sum the results.
+
+    While a slot is being migrated, its keys are split between two primaries and a
+    script over several of them is refused (TRYAGAIN, or ASK); a slot that moved since
+    the client last looked answers MOVED. Such a slot's script then runs once per key,
+    following the redirection, since one key is always wholly on one node: the outcome
+    is the same, as the script treats each key on its own.
+    """
     groups: dict[int, list[bytes | str]] = {}
     for name in names:
         slot = client.keyslot(name) if isinstance(client, RedisCluster) else 0
         groups.setdefault(slot, []).append(name)
-    pipe = client.pipeline(transaction=False)
+    if not groups:
+        return 0
+    if isinstance(client, RedisCluster):
+        pipe: ClusterPipeline | Pipeline = client.pipeline(transaction=False)
+    else:
+        pipe = client.pipeline(transaction=False)
     for group in groups.values():
         pipe.execute_command("EVAL", script, len(group), *group, *args)
-    return sum(await pipe.execute()) if groups else 0
+    if isinstance(pipe, ClusterPipeline):  # a redirected script is retried per key, below
+        results = await pipe.execute(raise_on_error=False, allow_redirections=False)
+    else:
+        results = await pipe.execute(raise_on_error=False)
+    total = 0
+    for group, result in zip(groups.values(), results, strict=True):
+        if isinstance(client, RedisCluster) and _slot_on_the_move(result):
+            for name in group:
+                (result,) = await on_key_owner(client, name, ("EVAL", script, 1, name, *args))
+                total += result
+        elif isinstance(result, Exception):
+            raise result
+        else:
+            total += result
+    return total
+
+
+def _slot_on_the_move(result: object) -> bool:
+    """Whether a multi-key command failed only because its slot is being migrated."""
+    if isinstance(result, ClusterDownError):
+        return False
+    return isinstance(result, TryAgainError | AskError | ClusterCrossSlotError | ClusterError)
+
+
+async def on_key_owner(
+    client: RedisCluster, key: bytes | str, *commands: Sequence[Any]
+) -> list[Any]:
+    """Run ``commands`` in order, on one connection, on the primary that holds ``key`` now.
+
+    Follows the cluster's redirections as redis-py does for a single command, with one
+    difference: the ASKING that an ASK redirection needs goes on the same connection,
+    just before the commands. (redis-py sends it on whichever pooled connection is free,
+    so under concurrency the command may arrive without it, bounce back with MOVED, and
+    end in "TTL exhausted".) Raises the first command's error; returns every result.
+    """
+    await client.initialize()  # a no-op unless a failed node asked for a new layout
+    node: ClusterNode | None = _owner(client, key)
+    asking = False
+    for _ in range(client.RedisClusterRequestTTL):
+        if node is None:
+            break
+        sent = [PipelineCommand(0, "ASKING")] if asking else []
+        sent += [PipelineCommand(n, *command) for n, command in enumerate(commands, 1)]
+        try:
+            await node.execute_pipeline(sent)
+        except (ConnectionError, TimeoutError):
+            client._initialize = True  # as redis-py does: the next call re-learns the layout
+            raise
+        results = [command.result for command in sent[len(sent) - len(commands) :]]
+        first = results[0]
+        if isinstance(first, MovedError):
+            await client.nodes_manager.move_slot(first)
+            node, asking = _owner(client, key), False
+        elif isinstance(first, AskError):
+            node, asking = client.get_node(first.host, first.port), True
+        elif isinstance(first, TryAgainError):
+            await asyncio.sleep(0.05)
+            node, asking = _owner(client, key), False
+        else:
+            for result in results:
+                if isinstance(result, Exception):
+                    if isinstance(result, ConnectionError | TimeoutError):
+                        client._initialize = True
+                    raise result
+            return results
+    raise ClusterError(f"the slot of {key!r} kept moving: redirected too many times")
+
+
+def _owner(client: RedisCluster, key: bytes | str) -> ClusterNode:
+    """The primary that serves ``key``'s slot, as the client knows the layout now."""
+    return client.nodes_manager.get_node_from_slot(client.keyslot(key))
 
 
 async def scan(client: Client, prefix: str, size: int) -> AsyncIterator[list[bytes]]:
