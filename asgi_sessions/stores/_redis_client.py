@@ -4,6 +4,8 @@ Kept apart from the store so that it reads as keys and commands. Here:
 
 - A URL builds a client for one server (``redis://``, ``rediss://``, ``unix://``) or for
   a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``), once per event loop.
+- A cluster client sends each keyed command through ``on_key_owner``: one connection
+  to the slot's primary, ASKING on that same connection when a slot is being migrated.
 - A cluster client opens at most ``max_connections`` per node and refuses the next one
   instead of waiting, so on a cluster a gate lets that many calls run at once and
   queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
@@ -29,14 +31,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AskError,
+    BusyLoadingError,
     ClusterCrossSlotError,
     ClusterDownError,
     ClusterError,
     ConnectionError,
     DataError,
+    MaxConnectionsError,
     MovedError,
     RedisClusterException,
     RedisError,
+    SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
 )
@@ -89,6 +94,37 @@ def unavailable(where: str) -> Iterator[None]:
         ) from exc
 
 
+_KEY_FIRST = frozenset(
+    {"DEL", "EXISTS", "HDEL", "HGET", "HGETALL", "HMGET", "HSET", "PEXPIRE", "UNLINK"}
+    | {"ZADD", "ZRANGE", "ZRANGEBYSCORE", "ZREM", "ZSCORE"}
+)
+"""Commands the store sends whose first argument is a key (any other keys share its slot)."""
+
+
+def _first_key(args: Sequence[Any]) -> Any | None:
+    """The key that routes a command the store sends; None for other commands."""
+    name = str(args[0]).upper()
+    if name in ("EVAL", "EVALSHA"):
+        return args[3] if len(args) > 3 and int(args[2]) > 0 else None
+    return args[1] if name in _KEY_FIRST and len(args) > 1 else None
+
+
+class _Cluster(RedisCluster):
+    """The cluster client a URL builds: each keyed command goes through ``on_key_owner``,
+    so an ASK redirection during a slot migration is followed correctly under load.
+
+    Other commands (SCAN on each node, SCRIPT LOAD on every primary) go as redis-py
+    sends them.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        key = _first_key(args)
+        if key is None or "target_nodes" in kwargs:
+            return await super().execute_command(*args, **kwargs)
+        (result,) = await on_key_owner(self, key, args, options=kwargs)
+        return result
+
+
 class _Pool(NamedTuple):
     client: Client
     gate: asyncio.Semaphore | None  # on a cluster: one permit per connection allowed
@@ -134,7 +170,7 @@ class RedisConnection:
             return _Pool(Redis.from_pool(pool), None)
         # Learn the topology before any concurrent use: redis-py 8.1 can break
         # connections that commands open while a fresh cluster client initializes.
-        client = await RedisCluster.from_url(self._url, **self._options).initialize()
+        client = await _Cluster.from_url(self._url, **self._options).initialize()
         return _Pool(client, asyncio.Semaphore(self._options["max_connections"]))
 
     @asynccontextmanager
@@ -225,16 +261,44 @@ def _slot_on_the_move(result: object) -> bool:
 
 
 async def on_key_owner(
-    client: RedisCluster, key: bytes | str, *commands: Sequence[Any]
+    client: RedisCluster,
+    key: bytes | str,
+    *commands: Sequence[Any],
+    options: dict[str, Any] | None = None,
 ) -> list[Any]:
-    """Run ``commands`` in order, on one connection, on the primary that holds ``key`` now.
+    """Run ``commands`` in order, on one connection, on the primary that holds ``key`` now;
+    return their results. ``options`` go with the first command (to its reply parser).
 
     Follows the cluster's redirections as redis-py does for a single command, with one
     difference: the ASKING that an ASK redirection needs goes on the same connection,
     just before the commands. (redis-py sends it on whichever pooled connection is free,
-    so under concurrency the command may arrive without it, bounce back with MOVED, and
-    end in "TTL exhausted".) Raises the first command's error; returns every result.
+    so under load the command may arrive without it, bounce back with MOVED, and end in
+    "TTL exhausted".) A node that fails or a cluster that is down is retried as often as
+    the client's ``retry`` says, after re-learning the layout, as redis-py does.
     """
+    attempts = 1 + client.retry.get_retries()
+    for attempt in range(attempts):
+        try:
+            return await _redirected(client, key, commands, options or {})
+        except (MaxConnectionsError, BusyLoadingError):
+            raise
+        except (ConnectionError, TimeoutError, ClusterDownError, SlotNotCoveredError) as exc:
+            client._initialize = True  # as redis-py does: the next call re-learns the layout
+            if attempt + 1 == attempts:
+                raise
+            if isinstance(exc, ClusterDownError):
+                await asyncio.sleep(0.25)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _redirected(
+    client: RedisCluster,
+    key: bytes | str,
+    commands: Sequence[Sequence[Any]],
+    options: dict[str, Any],
+) -> list[Any]:
+    """One attempt of ``on_key_owner``: follow MOVED, ASK and TRYAGAIN up to the client's
+    redirection limit; raise the first error among the results."""
     await client.initialize()  # a no-op unless a failed node asked for a new layout
     node: ClusterNode | None = _owner(client, key)
     asking = False
@@ -242,12 +306,11 @@ async def on_key_owner(
         if node is None:
             break
         sent = [PipelineCommand(0, "ASKING")] if asking else []
-        sent += [PipelineCommand(n, *command) for n, command in enumerate(commands, 1)]
-        try:
-            await node.execute_pipeline(sent)
-        except (ConnectionError, TimeoutError):
-            client._initialize = True  # as redis-py does: the next call re-learns the layout
-            raise
+        sent += [
+            PipelineCommand(n, *command, **(options if n == 1 else {}))
+            for n, command in enumerate(commands, 1)
+        ]
+        await node.execute_pipeline(sent)
         results = [command.result for command in sent[len(sent) - len(commands) :]]
         first = results[0]
         if isinstance(first, MovedError):
@@ -261,8 +324,6 @@ async def on_key_owner(
         else:
             for result in results:
                 if isinstance(result, Exception):
-                    if isinstance(result, ConnectionError | TimeoutError):
-                        client._initialize = True
                     raise result
             return results
     raise ClusterError(f"the slot of {key!r} kept moving: redirected too many times")

@@ -11,8 +11,10 @@ stage the move is at.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import anyio.to_thread
 import pytest
@@ -22,7 +24,7 @@ from redis_cluster import Cluster, Node
 from asgi_sessions.stores.base import SessionRecord
 from asgi_sessions.stores.redis import RedisStore
 from asgi_sessions.testing.clock import FrozenClock
-from asgi_sessions.testing.store_suite import new_record
+from asgi_sessions.testing.store_suite import concurrently, new_record
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["redis_cluster"]
@@ -150,3 +152,26 @@ async def test_cleanup_removes_exactly_the_expired_sessions_while_their_slot_is_
     assert await still_there(store, lasting) == [True] * len(lasting)
     assert await sessions_of(store, "carol") == by_key(lasting)
     assert await store.cleanup_expired_sessions() == 0
+
+
+@SHARES
+async def test_concurrent_reads_and_writes_succeed_while_their_slot_is_half_migrated(
+    store: RedisStore, move: Move, clock: FrozenClock, share: int
+) -> None:
+    records = [new_record(clock, user_id=f"user{n % 3}") for n in range(12)]
+    await create_all(store, records)
+    await move.begin()
+    await move.move_some(share)
+
+    async def read_and_update(record: SessionRecord) -> bool:
+        """Read the record as it is, then write its next version: both must succeed."""
+        found = await store.read(record.key)
+        following = dataclasses.replace(record, data=b'{"moved": true}', version=record.version + 1)
+        return found == record and await store.update(following, expected_version=record.version)
+
+    for _ in range(3):  # the first round opens connections; later ones reuse them, concurrently
+        outcomes = await concurrently(*(partial(read_and_update, record) for record in records))
+        assert outcomes == [True] * len(records)
+        records = [
+            dataclasses.replace(r, data=b'{"moved": true}', version=r.version + 1) for r in records
+        ]
