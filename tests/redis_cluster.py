@@ -92,8 +92,19 @@ class Node:
             self.process.wait(timeout=10)
             self.process = None
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it neither reads nor answers, its sockets stay open."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run on (SIGCONT)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -21,7 +21,8 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -53,9 +54,11 @@ __all__ = [
     "SCHEMES",
     "Client",
     "RedisConnection",
+    "ReplicaWait",
     "each",
     "eval_by_slot",
     "on_key_owner",
+    "open_client",
     "scan",
     "unavailable",
 ]
@@ -109,20 +112,142 @@ def _first_key(args: Sequence[Any]) -> Any | None:
     return args[1] if name in _KEY_FIRST and len(args) > 1 else None
 
 
+_WRITES = frozenset({"DEL", "EVAL", "EVALSHA", "HDEL", "HSET", "PEXPIRE", "UNLINK", "ZADD", "ZREM"})
+"""Commands the store sends that may change data: what ``wait_for_replicas`` waits after."""
+
+
+@dataclass(frozen=True)
+class ReplicaWait:
+    """After each write, ``WAIT replicas timeout_ms`` on the connection that made it.
+
+    WAIT counts the replicas that have acknowledged every write made so far on its own
+    connection, so it must follow the write on that connection: one pipeline on one
+    server, the slot's primary's connection on a cluster.
+    """
+
+    replicas: int
+    timeout_ms: int
+
+    def check(self, acknowledged: int) -> None:
+        """Refuse to acknowledge a write fewer replicas than asked have acknowledged.
+
+        Its primary took it, but a failover now could lose it, so the caller hears of
+        an unavailable store (a 503), never that the write is safe.
+        """
+        if acknowledged < self.replicas:
+            raise StoreUnavailable(
+                f"Redis took a write but only {acknowledged} of {self.replicas} replicas "
+                f"acknowledged it within {self.timeout_ms} ms, so it is not known to be "
+                "durable and is not acknowledged; check the replicas' health and links "
+                f"(wait_for_replicas={self.replicas})"
+            )
+
+
+class _Server(Redis):
+    """The one-server client a URL builds: with ``replica_wait``, each write goes in a
+    pipeline with WAIT after it, so both run on the same connection."""
+
+    replica_wait: ReplicaWait | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        wait = self.replica_wait
+        if wait is None or str(args[0]).upper() not in _WRITES:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        pipe = self.pipeline(transaction=False)
+        pipe.execute_command(*args, **options)
+        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+        result, acknowledged = await pipe.execute()
+        wait.check(acknowledged)
+        return result
+
+
 class _Cluster(RedisCluster):
     """The cluster client a URL builds: each keyed command goes through ``on_key_owner``,
-    so an ASK redirection during a slot migration is followed correctly under load.
+    so an ASK redirection during a slot migration is followed correctly under load, and
+    with ``replica_wait`` a write is followed by WAIT on the same connection.
 
     Other commands (SCAN on each node, SCRIPT LOAD on every primary) go as redis-py
-    sends them.
+    sends them; none of them writes.
     """
+
+    replica_wait: ReplicaWait | None = None
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         key = _first_key(args)
         if key is None or "target_nodes" in kwargs:
             return await super().execute_command(*args, **kwargs)
-        (result,) = await on_key_owner(self, key, args, options=kwargs)
+        wait = self.replica_wait if str(args[0]).upper() in _WRITES else None
+        waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
+        result, *acknowledged = await on_key_owner(self, key, args, *waits, options=kwargs)
+        if wait is not None:
+            wait.check(acknowledged[0])
         return result
+
+
+def _replica_wait(
+    replicas: int, timeout_ms: int | None, socket_timeout: float
+) -> ReplicaWait | None:
+    """Check ``wait_for_replicas`` and ``wait_timeout_ms``; None when not waiting.
+
+    The wait defaults to half of ``socket_timeout`` and must be shorter than it, or the
+    socket would time out before WAIT answers.
+    """
+    if replicas < 0:
+        raise ValueError(f"wait_for_replicas must be 0 or more, got {replicas}")
+    if replicas == 0:
+        return None
+    limit = int(socket_timeout * 1000)
+    # int(): create_store passes an option without a typed default as its query text.
+    timeout_ms = max(1, limit // 2) if timeout_ms is None else int(timeout_ms)
+    if not 0 < timeout_ms < limit:
+        raise ValueError(
+            f"wait_timeout_ms={timeout_ms} must be above 0 and below socket_timeout "
+            f"({limit} ms), so that WAIT answers before the socket times out"
+        )
+    return ReplicaWait(replicas, timeout_ms)
+
+
+async def open_client(
+    url: str,
+    *,
+    connect_timeout: float,
+    socket_timeout: float,
+    max_connections: int,
+    wait_for_replicas: int = 0,
+    wait_timeout_ms: int | None = None,
+) -> Client:
+    """Open a client on ``url`` as RedisStore does (its timeouts, one retry on a broken
+    connection), initialized if a cluster; with ``wait_for_replicas``, each write waits
+    for that many replicas to acknowledge it (``ReplicaWait``)."""
+    wait = _replica_wait(wait_for_replicas, wait_timeout_ms, socket_timeout)
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
+    options: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": socket_timeout,
+        "max_connections": max_connections,
+        # One retry on a broken connection (Redis restarted, idle socket dropped), none
+        # after a timeout: a call waits about socket_timeout at most (twice on a
+        # cluster, whose client retries once more after refreshing its node map).
+        "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+    }
+    plain_url = url.replace("+cluster", "", 1)
+    client: _Server | _Cluster
+    if "+cluster" not in parts.scheme:
+        pool = BlockingConnectionPool.from_url(plain_url, timeout=socket_timeout, **options)
+        client = cast(_Server, _Server.from_pool(pool))
+    else:
+        # Learn the topology before any concurrent use: redis-py 8.1 can break
+        # connections that commands open while a fresh cluster client initializes.
+        client = cast(_Cluster, await _Cluster.from_url(plain_url, **options).initialize())
+    client.replica_wait = wait
+    return client
+
+
+def _replica_wait_of(client: Client) -> ReplicaWait | None:
+    """The wait a client built by ``open_client`` does after writes; None for others."""
+    return client.replica_wait if isinstance(client, _Server | _Cluster) else None
 
 
 class _Pool(NamedTuple):
@@ -141,37 +266,43 @@ class RedisConnection:
         connect_timeout: float,
         socket_timeout: float,
         max_connections: int,
+        wait_for_replicas: int = 0,
+        wait_timeout_ms: int | None = None,
     ) -> None:
-        """Check ``url`` now, connect on first use; a ``client`` passed in is never closed."""
+        """Check ``url`` now, connect on first use; a ``client`` passed in is never closed.
+
+        With ``wait_for_replicas`` N > 0 every write waits (``WAIT``) until N replicas
+        have it, up to ``wait_timeout_ms`` (half ``socket_timeout`` by default); with
+        fewer, the write is not acknowledged: StoreUnavailable. Only for clients built
+        from the URL: a client passed in is used as it is.
+        """
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
             raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
-        self._url, self._cluster = url.replace("+cluster", "", 1), "+cluster" in parts.scheme
+        _replica_wait(wait_for_replicas, wait_timeout_ms, socket_timeout)
+        if client is not None and wait_for_replicas:
+            raise ValueError(
+                "wait_for_replicas needs a client built from a URL; a client passed in "
+                "is used as it is"
+            )
+        self._url, self._cluster = url, "+cluster" in parts.scheme
         where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
         self._where = "the given client" if client else where
         self._timeout = socket_timeout
         self._options: dict[str, Any] = {
-            "socket_connect_timeout": connect_timeout,
+            "connect_timeout": connect_timeout,
             "socket_timeout": socket_timeout,
             "max_connections": max_connections,
-            # One retry on a broken connection (Redis restarted, idle socket dropped), none
-            # after a timeout: a call waits about socket_timeout at most (twice on a
-            # cluster, whose client retries once more after refreshing its node map).
-            "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+            "wait_for_replicas": wait_for_replicas,
+            "wait_timeout_ms": wait_timeout_ms,
         }
         self._given = None if client is None else _Pool(client, None)
         self._pools: LoopLocal[_Pool] = LoopLocal(self._open, lambda pool: pool.client.aclose())
 
     async def _open(self) -> _Pool:
-        if not self._cluster:
-            pool = BlockingConnectionPool.from_url(
-                self._url, timeout=self._timeout, **self._options
-            )
-            return _Pool(Redis.from_pool(pool), None)
-        # Learn the topology before any concurrent use: redis-py 8.1 can break
-        # connections that commands open while a fresh cluster client initializes.
-        client = await _Cluster.from_url(self._url, **self._options).initialize()
-        return _Pool(client, asyncio.Semaphore(self._options["max_connections"]))
+        client = await open_client(self._url, **self._options)
+        gate = asyncio.Semaphore(self._options["max_connections"]) if self._cluster else None
+        return _Pool(client, gate)
 
     @asynccontextmanager
     async def use(self, *, gated: bool = True) -> AsyncIterator[Client]:
@@ -230,26 +361,48 @@ async def eval_by_slot(
         groups.setdefault(slot, []).append(name)
     if not groups:
         return 0
+    wait = _replica_wait_of(client)
+    waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
     if isinstance(client, RedisCluster):
         pipe: ClusterPipeline | Pipeline = client.pipeline(transaction=False)
     else:
         pipe = client.pipeline(transaction=False)
     for group in groups.values():
         pipe.execute_command("EVAL", script, len(group), *group, *args)
+    if isinstance(client, RedisCluster):
+        # WAIT on each primary that ran scripts, on the connection that carried them.
+        nodes = {
+            _owner(client, group[0]).name: _owner(client, group[0]) for group in groups.values()
+        }
+        for node in nodes.values():
+            for wait_command in waits:
+                pipe.execute_command(*wait_command, target_nodes=node)
+    else:
+        for wait_command in waits:
+            pipe.execute_command(*wait_command)
     if isinstance(pipe, ClusterPipeline):  # a redirected script is retried per key, below
         results = await pipe.execute(raise_on_error=False, allow_redirections=False)
     else:
         results = await pipe.execute(raise_on_error=False)
     total = 0
-    for group, result in zip(groups.values(), results, strict=True):
+    for group, result in zip(groups.values(), results, strict=False):
         if isinstance(client, RedisCluster) and _slot_on_the_move(result):
             for name in group:
-                (result,) = await on_key_owner(client, name, ("EVAL", script, 1, name, *args))
-                total += result
+                ran, *acknowledged = await on_key_owner(
+                    client, name, ("EVAL", script, 1, name, *args), *waits
+                )
+                if wait is not None:
+                    wait.check(acknowledged[0])
+                total += ran
         elif isinstance(result, Exception):
             raise result
         else:
             total += result
+    if wait is not None:
+        for acknowledged in results[len(groups) :]:
+            if isinstance(acknowledged, Exception):
+                raise acknowledged
+            wait.check(acknowledged)
     return total
 
 
