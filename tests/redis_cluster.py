@@ -11,6 +11,7 @@ Fixtures (load them with ``pytest_plugins = ["redis_cluster"]``):
 
 - ``redis_cluster`` and its ``redis_cluster_url``: three primaries shared by the whole
   test run, for tests that read and write, or move a slot and move it on to the end;
+- ``redis_cluster_of_its_own``: three primaries for one test, to freeze or stop;
 - ``redis_cluster_with_replicas``: a cluster of its own for one test, each primary with
   a replica and a one-second node timeout, for tests that kill or move things.
 
@@ -271,6 +272,14 @@ def redis_cluster() -> Iterator[Cluster]:
 def redis_cluster_url(redis_cluster: Cluster) -> str:
     """The URL of the shared three-primary cluster."""
     return redis_cluster.url
+
+
+@pytest.fixture
+def redis_cluster_of_its_own() -> Iterator[Cluster]:
+    """A three-primary cluster for this test alone, to freeze or stop at will."""
+    _require_redis()
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -30,15 +31,63 @@ RETRY_AFTER = 1.0
 """Seconds a failed attempt to open is remembered before the next one is made."""
 
 
+class SharedAttempt(Generic[T]):
+    """One attempt at a time at something slow that may fail, such as connecting.
+
+    Callers that arrive while an attempt runs wait for it and share its outcome; it runs
+    as a task of its own, shielded, so a caller that is cancelled stops waiting without
+    cutting the attempt short for the others. A failed attempt stands for
+    ``retry_after`` seconds: callers meanwhile get its error at once. After that, or
+    after a success, the next caller starts a new attempt.
+    """
+
+    def __init__(self, attempt: Callable[[], Awaitable[T]], *, retry_after: float) -> None:
+        self._attempt = attempt
+        self._retry_after = retry_after
+        self._task: asyncio.Task[T] | None = None
+        self._retry_at = 0.0
+        """Loop time before which a failed attempt stands and is not made again."""
+
+    async def __call__(self) -> T:
+        loop = asyncio.get_running_loop()
+        task = self._task
+        if task is None or (task.done() and not self._standing(task, loop)):
+            task = self._task = loop.create_task(self._run(loop))
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def cancel(self) -> None:
+        """Cancel an attempt in progress and wait until it has ended."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task])
+
+    def _standing(self, task: asyncio.Task[T], loop: Loop) -> bool:
+        """Whether a finished attempt failed recently enough that its error still stands."""
+        failed = not task.cancelled() and task.exception() is not None
+        return failed and loop.time() < self._retry_at
+
+    async def _run(self, loop: Loop) -> T:
+        try:
+            return await self._attempt()
+        except Exception:
+            self._retry_at = loop.time() + self._retry_after
+            raise
+
+
+def _retrieve(attempt: asyncio.Task[T]) -> None:
+    """Mark an attempt's error as seen, even if every caller stopped waiting for it."""
+    if not attempt.cancelled():
+        attempt.exception()
+
+
 @dataclass
 class _Slot(Generic[T]):
     """One loop's resource, the attempt that opens it, and what closes it at shutdown."""
 
     resource: T | None = None
     guard: AsyncGenerator[None, None] | None = None
-    attempt: asyncio.Task[T] | None = None
-    retry_at: float = 0.0
-    """Loop time before which a failed ``attempt`` stands and is not made again."""
+    opening: SharedAttempt[T] | None = None
 
 
 class LoopLocal(Generic[T]):
@@ -59,12 +108,8 @@ class LoopLocal(Generic[T]):
         self._slots: dict[Loop, _Slot[T]] = {}
 
     async def get(self) -> T:
-        """Return this loop's resource, opening it if needed.
-
-        Concurrent callers share one attempt; it runs shielded, so a caller that is
-        cancelled stops waiting without cutting the attempt short for the others. A
-        failed attempt raises its error to every caller until ``retry_after`` has passed.
-        """
+        """Return this loop's resource, opening it if needed, by one ``SharedAttempt``:
+        concurrent callers share it, and a failure stands for ``retry_after`` seconds."""
         loop = asyncio.get_running_loop()
         slot = self._slots.get(loop)
         if slot is not None and slot.resource is not None:
@@ -72,11 +117,10 @@ class LoopLocal(Generic[T]):
         if slot is None:
             self._forget_closed_loops()
             slot = self._slots.setdefault(loop, _Slot())
-        attempt = slot.attempt
-        if attempt is None or (_failed(attempt) and loop.time() >= slot.retry_at):
-            attempt = slot.attempt = loop.create_task(self._attempt(loop, slot))
-            attempt.add_done_callback(_retrieve)
-        return await asyncio.shield(attempt)
+        if slot.opening is None:
+            opening = partial(self._open_into, loop, slot)
+            slot.opening = SharedAttempt(opening, retry_after=self._retry_after)
+        return await slot.opening()
 
     async def close(self) -> None:
         """Close the running loop's resource; others close with their own loops.
@@ -90,19 +134,14 @@ class LoopLocal(Generic[T]):
             return
         if slot is None:
             return
-        if slot.attempt is not None and not slot.attempt.done():
-            slot.attempt.cancel()
-            await asyncio.wait([slot.attempt])
+        if slot.opening is not None:
+            await slot.opening.cancel()
         if slot.guard is not None:
             await slot.guard.aclose()
 
-    async def _attempt(self, loop: Loop, slot: _Slot[T]) -> T:
-        """Open the resource into ``slot``; on failure, say until when the failure stands."""
-        try:
-            resource = await self._open()
-        except Exception:
-            slot.retry_at = loop.time() + self._retry_after
-            raise
+    async def _open_into(self, loop: Loop, slot: _Slot[T]) -> T:
+        """Open the resource into ``slot``, with what closes it when the loop shuts down."""
+        resource = await self._open()
         guard = self._close_at_loop_shutdown(loop, resource)
         await guard.asend(None)
         slot.resource, slot.guard = resource, guard
@@ -127,14 +166,3 @@ class LoopLocal(Generic[T]):
             slot = self._slots.pop(loop)
             if slot.resource is not None:
                 self._discard(slot.resource)
-
-
-def _failed(attempt: asyncio.Task[T]) -> bool:
-    """Whether an attempt ended without a resource: it raised, or it was cancelled."""
-    return attempt.done() and (attempt.cancelled() or attempt.exception() is not None)
-
-
-def _retrieve(attempt: asyncio.Task[T]) -> None:
-    """Mark an attempt's error as seen, even if every caller stopped waiting for it."""
-    if not attempt.cancelled():
-        attempt.exception()

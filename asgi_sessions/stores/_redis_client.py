@@ -48,7 +48,7 @@ from redis.exceptions import (
 )
 
 from asgi_sessions.exceptions import SessionError, StoreUnavailable
-from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._loop import RETRY_AFTER, LoopLocal, SharedAttempt
 
 __all__ = [
     "SCHEMES",
@@ -171,6 +171,22 @@ class _Cluster(RedisCluster):
     """
 
     replica_wait: ReplicaWait | None = None
+    _relearning: SharedAttempt[RedisCluster] | None = None
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        """Learn the cluster's layout, once for all concurrent callers.
+
+        redis-py re-learns it under a lock after a node fails, so against a silent
+        cluster each waiting caller repeated the whole attempt in turn (a startup node
+        after another, each a timeout): the twentieth request waited half a minute.
+        Callers now share one attempt, and its failure stands for a second. (redis-py's
+        hint of which node failed last, to try it last, is not passed on.)
+        """
+        if not self._initialize:
+            return self
+        if self._relearning is None:
+            self._relearning = SharedAttempt(super().initialize, retry_after=RETRY_AFTER)
+        return await self._relearning()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         key = _first_key(args)
