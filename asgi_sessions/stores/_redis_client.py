@@ -30,6 +30,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.cluster import READ_COMMANDS
 from redis.exceptions import (
     AskError,
     BusyLoadingError,
@@ -97,23 +98,10 @@ def unavailable(where: str) -> Iterator[None]:
         ) from exc
 
 
-_KEY_FIRST = frozenset(
-    {"DEL", "EXISTS", "HDEL", "HGET", "HGETALL", "HMGET", "HSET", "PEXPIRE", "UNLINK"}
-    | {"ZADD", "ZRANGE", "ZRANGEBYSCORE", "ZREM", "ZSCORE"}
-)
-"""Commands the store sends whose first argument is a key (any other keys share its slot)."""
-
-
-def _first_key(args: Sequence[Any]) -> Any | None:
-    """The key that routes a command the store sends; None for other commands."""
-    name = str(args[0]).upper()
-    if name in ("EVAL", "EVALSHA"):
-        return args[3] if len(args) > 3 and int(args[2]) > 0 else None
-    return args[1] if name in _KEY_FIRST and len(args) > 1 else None
-
-
-_WRITES = frozenset({"DEL", "EVAL", "EVALSHA", "HDEL", "HSET", "PEXPIRE", "UNLINK", "ZADD", "ZREM"})
-"""Commands the store sends that may change data: what ``wait_for_replicas`` waits after."""
+def _changes_data(args: Sequence[Any]) -> bool:
+    """Whether a command may change data, so ``wait_for_replicas`` waits after it: any
+    command redis-py does not list as read-only (every script the store runs, too)."""
+    return str(args[0]).upper() not in READ_COMMANDS
 
 
 @dataclass(frozen=True)
@@ -151,7 +139,7 @@ class _Server(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         wait = self.replica_wait
-        if wait is None or str(args[0]).upper() not in _WRITES:
+        if wait is None or not _changes_data(args):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         pipe = self.pipeline(transaction=False)
         pipe.execute_command(*args, **options)
@@ -166,8 +154,9 @@ class _Cluster(RedisCluster):
     so an ASK redirection during a slot migration is followed correctly under load, and
     with ``replica_wait`` a write is followed by WAIT on the same connection.
 
-    Other commands (SCAN on each node, SCRIPT LOAD on every primary) go as redis-py
-    sends them; none of them writes.
+    Commands without a key, or with a routing rule of redis-py's own (SCAN on every
+    primary, SCRIPT LOAD on every node), go as redis-py sends them, without WAIT: every
+    write the store makes names a key.
     """
 
     replica_wait: ReplicaWait | None = None
@@ -189,15 +178,28 @@ class _Cluster(RedisCluster):
         return await self._relearning()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        key = _first_key(args)
-        if key is None or "target_nodes" in kwargs:
+        key = None if "target_nodes" in kwargs else await self._routing_key(args)
+        if key is None:
             return await super().execute_command(*args, **kwargs)
-        wait = self.replica_wait if str(args[0]).upper() in _WRITES else None
+        wait = self.replica_wait if _changes_data(args) else None
         waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
         result, *acknowledged = await on_key_owner(self, key, args, *waits, options=kwargs)
         if wait is not None:
             wait.check(acknowledged[0])
         return result
+
+    async def _routing_key(self, args: Sequence[Any]) -> Any | None:
+        """The key whose slot a command goes to, found as redis-py finds it (the
+        server's command table); None for a command without keys, or one redis-py
+        routes by a rule of its own (SCAN on every primary, say)."""
+        name = str(args[0]).upper()
+        if self.command_flags.get(name) is not None:
+            return None
+        if name in ("EVAL", "EVALSHA"):  # its keys are counted in the command
+            return args[3] if len(args) > 3 and int(args[2]) > 0 else None
+        await self.initialize()  # the command table is loaded with the layout
+        keys = await self.commands_parser.get_keys(*args)
+        return keys[0] if keys else None
 
 
 def _replica_wait(
