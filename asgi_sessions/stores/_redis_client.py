@@ -5,7 +5,10 @@ Kept apart from the store so that it reads as keys and commands. Here:
 - A URL builds a client for one server (``redis://``, ``rediss://``, ``unix://``) or for
   a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``), once per event loop.
 - A cluster client sends each keyed command through ``on_key_owner``: one connection
-  to the slot's primary, ASKING on that same connection when a slot is being migrated.
+  to the slot's primary, ASKING on that same connection when a slot is being migrated;
+  and concurrent calls share one attempt to learn the cluster's layout again.
+- With ``wait_for_replicas``, each write is followed by WAIT on the connection that made
+  it, and one that too few replicas acknowledge in time is StoreUnavailable.
 - A cluster client opens at most ``max_connections`` per node and refuses the next one
   instead of waiting, so on a cluster a gate lets that many calls run at once and
   queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
@@ -23,11 +26,10 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.cluster import READ_COMMANDS
@@ -202,6 +204,14 @@ class _Cluster(RedisCluster):
         return keys[0] if keys else None
 
 
+def _checked(url: str) -> SplitResult:
+    """``url`` split, if its scheme is one a RedisStore takes."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
+    return parts
+
+
 def _replica_wait(
     replicas: int, timeout_ms: int | None, socket_timeout: float
 ) -> ReplicaWait | None:
@@ -238,9 +248,7 @@ async def open_client(
     connection), initialized if a cluster; with ``wait_for_replicas``, each write waits
     for that many replicas to acknowledge it (``ReplicaWait``)."""
     wait = _replica_wait(wait_for_replicas, wait_timeout_ms, socket_timeout)
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
-        raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
+    parts = _checked(url)
     options: dict[str, Any] = {
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": socket_timeout,
@@ -294,9 +302,7 @@ class RedisConnection:
         fewer, the write is not acknowledged: StoreUnavailable. Only for clients built
         from the URL: a client passed in is used as it is.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in SCHEMES:
-            raise ValueError(f"unsupported Redis URL {url!r}: expected one of {sorted(SCHEMES)}")
+        parts = _checked(url)
         _replica_wait(wait_for_replicas, wait_timeout_ms, socket_timeout)
         if client is not None and wait_for_replicas:
             raise ValueError(
@@ -373,55 +379,73 @@ async def eval_by_slot(
     following the redirection, since one key is always wholly on one node: the outcome
     is the same, as the script treats each key on its own.
     """
-    groups: dict[int, list[bytes | str]] = {}
-    for name in names:
-        slot = client.keyslot(name) if isinstance(client, RedisCluster) else 0
-        groups.setdefault(slot, []).append(name)
-    if not groups:
+    if not names:
         return 0
     wait = _replica_wait_of(client)
-    waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
     if isinstance(client, RedisCluster):
-        pipe: ClusterPipeline | Pipeline = client.pipeline(transaction=False)
-    else:
-        pipe = client.pipeline(transaction=False)
+        return await _eval_on_cluster(client, script, names, args, wait)
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("EVAL", script, len(names), *names, *args)
+    if wait is not None:
+        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+    ran, *acknowledged = await pipe.execute()
+    if wait is not None:
+        wait.check(acknowledged[0])
+    return int(ran)
+
+
+async def _eval_on_cluster(
+    client: RedisCluster,
+    script: str,
+    names: Sequence[bytes | str],
+    args: Sequence[Any],
+    wait: ReplicaWait | None,
+) -> int:
+    """``eval_by_slot`` on a cluster: one pipeline, a script per slot, then a WAIT on
+    each primary that ran some (on the connection that carried them)."""
+    groups: dict[int, list[bytes | str]] = {}
+    for name in names:
+        groups.setdefault(client.keyslot(name), []).append(name)
+    pipe = client.pipeline(transaction=False)
     for group in groups.values():
         pipe.execute_command("EVAL", script, len(group), *group, *args)
-    if isinstance(client, RedisCluster):
-        # WAIT on each primary that ran scripts, on the connection that carried them.
-        nodes = {
+    if wait is not None:
+        owners = {
             _owner(client, group[0]).name: _owner(client, group[0]) for group in groups.values()
         }
-        for node in nodes.values():
-            for wait_command in waits:
-                pipe.execute_command(*wait_command, target_nodes=node)
-    else:
-        for wait_command in waits:
-            pipe.execute_command(*wait_command)
-    if isinstance(pipe, ClusterPipeline):  # a redirected script is retried per key, below
-        results = await pipe.execute(raise_on_error=False, allow_redirections=False)
-    else:
-        results = await pipe.execute(raise_on_error=False)
+        for node in owners.values():
+            pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms, target_nodes=node)
+    results = await pipe.execute(raise_on_error=False, allow_redirections=False)
     total = 0
-    for group, result in zip(groups.values(), results, strict=False):
-        if isinstance(client, RedisCluster) and _slot_on_the_move(result):
+    for group, ran in zip(groups.values(), results, strict=False):
+        if _slot_on_the_move(ran):
             for name in group:
-                ran, *acknowledged = await on_key_owner(
-                    client, name, ("EVAL", script, 1, name, *args), *waits
-                )
-                if wait is not None:
-                    wait.check(acknowledged[0])
-                total += ran
-        elif isinstance(result, Exception):
-            raise result
+                total += await _eval_one(client, script, name, args, wait)
+        elif isinstance(ran, Exception):
+            raise ran
         else:
-            total += result
-    if wait is not None:
-        for acknowledged in results[len(groups) :]:
-            if isinstance(acknowledged, Exception):
-                raise acknowledged
-            wait.check(acknowledged)
+            total += ran
+    for acknowledged in results[len(groups) :]:
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        assert wait is not None  # a result past the scripts' is a WAIT's
+        wait.check(acknowledged)
     return total
+
+
+async def _eval_one(
+    client: RedisCluster,
+    script: str,
+    name: bytes | str,
+    args: Sequence[Any],
+    wait: ReplicaWait | None,
+) -> int:
+    """Run ``script`` over the one key ``name`` on its primary, then WAIT if asked."""
+    waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
+    ran, *acknowledged = await on_key_owner(client, name, ("EVAL", script, 1, name, *args), *waits)
+    if wait is not None:
+        wait.check(acknowledged[0])
+    return int(ran)
 
 
 def _slot_on_the_move(result: object) -> bool:
