@@ -3,32 +3,27 @@
 The store says what to run; this module says how a statement reaches the server: a
 pool opened lazily in each event loop, a connect that cancellation cannot cut half-way,
 a release that finishes even when its caller is cancelled, one retry on a connection
-that died while idle, and every driver error turned into ``StoreUnavailable``.
+that died while idle, and every driver error turned into ``StoreUnavailable``, except a
+value PostgreSQL refuses as invalid data, which is a ``ValueError``: the server is up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from asgi_sessions.exceptions import StoreUnavailable
+from asgi_sessions.exceptions import SessionError, StoreUnavailable
 from asgi_sessions.stores._loop import LoopLocal
 
 __all__ = ["PostgresConnections"]
 
-_DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
 _BROKEN_CONNECTION = (asyncpg.ConnectionDoesNotExistError, ConnectionResetError, BrokenPipeError)
 
 
@@ -83,13 +78,33 @@ class PostgresConnections:
         await self._pools.close()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
-        """Lend a pooled connection; any driver error inside becomes StoreUnavailable."""
-        try:
+    async def connection(
+        self, *, sent: Sequence[object] = ()
+    ) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """Lend a pooled connection; a driver error inside is translated (``_translated``).
+
+        ``sent`` are the arguments of the statement run on it, named if one is refused.
+        """
+        with self._translated(sent):
             pool = await self._pools.get()
             async with self._borrowed(pool) as conn:
                 yield conn
-        except _DRIVER_ERRORS as exc:
+
+    @contextmanager
+    def _translated(self, sent: Sequence[object] = ()) -> Iterator[None]:
+        """Let nothing of asyncpg out: a refused value becomes ValueError, anything else
+        the driver raises StoreUnavailable.
+
+        Our own errors (SessionError, a ValueError about a value) pass unchanged, as does
+        cancellation, which is no Exception.
+        """
+        try:
+            yield
+        except asyncpg.DataError as exc:
+            raise _refused(exc, sent) from exc
+        except (SessionError, ValueError):
+            raise
+        except Exception as exc:
             raise self._unavailable(exc) from exc
 
     async def _query(self, method: str, sql: str, args: tuple[object, ...]) -> Any:
@@ -107,11 +122,12 @@ class PostgresConnections:
                 raise
             # One dead connection means others may be (the server restarted): the pool
             # replaces each at its next use, so the retry gets a fresh one.
-            await (await self._pools.get()).expire_connections()
+            with self._translated():
+                await (await self._pools.get()).expire_connections()
         return await self._query_once(method, sql, args)
 
     async def _query_once(self, method: str, sql: str, args: tuple[object, ...]) -> Any:
-        async with self.connection() as conn:
+        async with self.connection(sent=args) as conn:
             run = getattr(conn, method)
             return await run(sql, *args, timeout=self.command_timeout)
 
@@ -129,7 +145,7 @@ class PostgresConnections:
         try:
             yield conn
         finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(*_DRIVER_ERRORS):
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await pool.release(conn)
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
@@ -185,6 +201,31 @@ class PostgresConnections:
             return
         with contextlib.suppress(RuntimeError):  # its loop is closed: the sockets
             pool.terminate()  # then close when the pool is garbage collected
+
+
+def _refused(exc: asyncpg.DataError, sent: Sequence[object]) -> ValueError:
+    """Say which value PostgreSQL refused, and why: the store is healthy, the value is not.
+
+    A text argument holding NUL or a lone surrogate is named by its position; the
+    server's own message says what else it refused (a value too long for its column).
+    """
+    culprits = [f"${n}" for n, value in enumerate(sent, 1) if _unstorable_text(value)]
+    which = f"query argument {', '.join(culprits)}" if culprits else "a value"
+    return ValueError(
+        f"PostgreSQL refused {which} as invalid data ({type(exc).__name__}: {exc}); "
+        "text must be valid UTF-8 without NUL characters, and fit its column"
+    )
+
+
+def _unstorable_text(value: object) -> bool:
+    """A str PostgreSQL's text type cannot hold: with NUL, or not encodable as UTF-8."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return "\x00" in value
 
 
 async def _connect_uninterrupted(*args: Any, **kwargs: Any) -> asyncpg.Connection[Any]:

@@ -4,11 +4,18 @@ Kept apart from the store so that it reads as keys and commands. Here:
 
 - A URL builds a client for one server (``redis://``, ``rediss://``, ``unix://``) or for
   a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``), once per event loop.
+- A cluster client sends each keyed command through ``on_key_owner``: one connection
+  to the slot's primary, ASKING on that same connection when a slot is being migrated;
+  and concurrent calls share one attempt to learn the cluster's layout again.
+- With ``wait_for_replicas``, each write is followed by WAIT on the connection that made
+  it, and one that too few replicas acknowledge in time is StoreUnavailable.
 - A cluster client opens at most ``max_connections`` per node and refuses the next one
   instead of waiting, so on a cluster a gate lets that many calls run at once and
   queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
-- Every driver error becomes ``StoreUnavailable``, so nothing of redis leaks out.
-- Batches go in one pipeline: one round trip per node, one script call per slot.
+- Every driver error becomes ``StoreUnavailable`` (a refused value ``ValueError``), so
+  nothing of redis leaks out.
+- Batches go in one pipeline: one round trip per node, one script call per slot, or
+  one per key while the slot is being migrated between primaries.
 """
 
 from __future__ import annotations
@@ -17,35 +24,259 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
+from urllib.parse import SplitResult, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisClusterException, RedisError
+from redis.commands.cluster import READ_COMMANDS
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterCrossSlotError,
+    ClusterDownError,
+    ClusterError,
+    ConnectionError,
+    DataError,
+    MaxConnectionsError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+)
 
-from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.exceptions import SessionError, StoreUnavailable
+from asgi_sessions.stores._loop import RETRY_AFTER, LoopLocal, SharedAttempt
 from asgi_sessions.stores._urls import redact_url
-from asgi_sessions.stores.base import StoreUnavailable
 
-__all__ = ["SCHEMES", "Client", "RedisConnection", "each", "eval_by_slot", "scan", "unavailable"]
+__all__ = [
+    "SCHEMES",
+    "Client",
+    "RedisConnection",
+    "ReplicaWait",
+    "each",
+    "eval_by_slot",
+    "on_key_owner",
+    "open_client",
+    "scan",
+    "unavailable",
+]
 
 Client = Redis | RedisCluster
 SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+_DRIVER_ERRORS = (RedisError, RedisClusterException)
+"""redis-py's own errors; some are also ValueErrors (LockError), yet say nothing of a value."""
 
 
 @contextmanager
 def unavailable(where: str) -> Iterator[None]:
-    """Turn any driver error into StoreUnavailable, so nothing of redis leaks out."""
+    """Let nothing of redis out: any error from the driver becomes StoreUnavailable.
+
+    Not only RedisError: under a failover redis-py also raises plain Python errors (an
+    AttributeError from a connection another task closed), and each must be a 503, not
+    a 500. A value redis-py refuses to send (its DataError, or text it cannot encode)
+    becomes a ValueError: the server is up, the value is wrong. Our own errors (a
+    SessionError, a ValueError about a value) pass unchanged, as does cancellation,
+    which is no Exception.
+    """
     try:
         yield
-    except (RedisError, RedisClusterException, OSError) as exc:
+    except SessionError:
+        raise
+    except DataError as exc:
+        raise ValueError(f"Redis refused a value: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a value cannot be sent to Redis as UTF-8: {exc}") from exc
+    except Exception as exc:
+        if isinstance(exc, ValueError) and not isinstance(exc, _DRIVER_ERRORS):
+            raise
         raise StoreUnavailable(
             f"Redis at {where} failed or did not answer in time ({type(exc).__name__}: "
             f"{exc}); check that it is running and reachable, and the URL and timeouts"
         ) from exc
+
+
+def _changes_data(args: Sequence[Any]) -> bool:
+    """Whether a command may change data, so ``wait_for_replicas`` waits after it: any
+    command redis-py does not list as read-only (every script the store runs, too)."""
+    return str(args[0]).upper() not in READ_COMMANDS
+
+
+@dataclass(frozen=True)
+class ReplicaWait:
+    """After each write, ``WAIT replicas timeout_ms`` on the connection that made it.
+
+    WAIT counts the replicas that have acknowledged every write made so far on its own
+    connection, so it must follow the write on that connection: one pipeline on one
+    server, the slot's primary's connection on a cluster.
+    """
+
+    replicas: int
+    timeout_ms: int
+
+    def check(self, acknowledged: int) -> None:
+        """Refuse to acknowledge a write fewer replicas than asked have acknowledged.
+
+        Its primary took it, but a failover now could lose it, so the caller hears of
+        an unavailable store (a 503), never that the write is safe.
+        """
+        if acknowledged < self.replicas:
+            raise StoreUnavailable(
+                f"Redis took a write but only {acknowledged} of {self.replicas} replicas "
+                f"acknowledged it within {self.timeout_ms} ms, so it is not known to be "
+                "durable and is not acknowledged; check the replicas' health and links "
+                f"(wait_for_replicas={self.replicas})"
+            )
+
+
+class _Server(Redis):
+    """The one-server client a URL builds: with ``replica_wait``, each write goes in a
+    pipeline with WAIT after it, so both run on the same connection."""
+
+    replica_wait: ReplicaWait | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        wait = self.replica_wait
+        if wait is None or not _changes_data(args):
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        pipe = self.pipeline(transaction=False)
+        pipe.execute_command(*args, **options)
+        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+        result, acknowledged = await pipe.execute()
+        wait.check(acknowledged)
+        return result
+
+
+class _Cluster(RedisCluster):
+    """The cluster client a URL builds: each keyed command goes through ``on_key_owner``,
+    so an ASK redirection during a slot migration is followed correctly under load, and
+    with ``replica_wait`` a write is followed by WAIT on the same connection.
+
+    Commands without a key, or with a routing rule of redis-py's own (SCAN on every
+    primary, SCRIPT LOAD on every node), go as redis-py sends them, without WAIT: every
+    write the store makes names a key.
+    """
+
+    replica_wait: ReplicaWait | None = None
+    _relearning: SharedAttempt[RedisCluster] | None = None
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        """Learn the cluster's layout, once for all concurrent callers.
+
+        redis-py re-learns it under a lock after a node fails, so against a silent
+        cluster each waiting caller repeated the whole attempt in turn (a startup node
+        after another, each a timeout): the twentieth request waited half a minute.
+        Callers now share one attempt, and its failure stands for a second. (redis-py's
+        hint of which node failed last, to try it last, is not passed on.)
+        """
+        if not self._initialize:
+            return self
+        if self._relearning is None:
+            self._relearning = SharedAttempt(super().initialize, retry_after=RETRY_AFTER)
+        return await self._relearning()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        key = None if "target_nodes" in kwargs else await self._routing_key(args)
+        if key is None:
+            return await super().execute_command(*args, **kwargs)
+        wait = self.replica_wait if _changes_data(args) else None
+        waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
+        result, *acknowledged = await on_key_owner(self, key, args, *waits, options=kwargs)
+        if wait is not None:
+            wait.check(acknowledged[0])
+        return result
+
+    async def _routing_key(self, args: Sequence[Any]) -> Any | None:
+        """The key whose slot a command goes to, found as redis-py finds it (the
+        server's command table); None for a command without keys, or one redis-py
+        routes by a rule of its own (SCAN on every primary, say)."""
+        name = str(args[0]).upper()
+        if self.command_flags.get(name) is not None:
+            return None
+        if name in ("EVAL", "EVALSHA"):  # its keys are counted in the command
+            return args[3] if len(args) > 3 and int(args[2]) > 0 else None
+        await self.initialize()  # the command table is loaded with the layout
+        keys = await self.commands_parser.get_keys(*args)
+        return keys[0] if keys else None
+
+
+def _checked(url: str) -> SplitResult:
+    """``url`` split, if its scheme is one a RedisStore takes."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(
+            f"unsupported Redis URL {redact_url(url)!r}: expected one of {sorted(SCHEMES)}"
+        )
+    return parts
+
+
+def _replica_wait(
+    replicas: int, timeout_ms: int | None, socket_timeout: float
+) -> ReplicaWait | None:
+    """Check ``wait_for_replicas`` and ``wait_timeout_ms``; None when not waiting.
+
+    The wait defaults to half of ``socket_timeout`` and must be shorter than it, or the
+    socket would time out before WAIT answers.
+    """
+    if replicas < 0:
+        raise ValueError(f"wait_for_replicas must be 0 or more, got {replicas}")
+    if replicas == 0:
+        return None
+    limit = int(socket_timeout * 1000)
+    # int(): create_store passes an option without a typed default as its query text.
+    timeout_ms = max(1, limit // 2) if timeout_ms is None else int(timeout_ms)
+    if not 0 < timeout_ms < limit:
+        raise ValueError(
+            f"wait_timeout_ms={timeout_ms} must be above 0 and below socket_timeout "
+            f"({limit} ms), so that WAIT answers before the socket times out"
+        )
+    return ReplicaWait(replicas, timeout_ms)
+
+
+async def open_client(
+    url: str,
+    *,
+    connect_timeout: float,
+    socket_timeout: float,
+    max_connections: int,
+    wait_for_replicas: int = 0,
+    wait_timeout_ms: int | None = None,
+) -> Client:
+    """Open a client on ``url`` as RedisStore does (its timeouts, one retry on a broken
+    connection), initialized if a cluster; with ``wait_for_replicas``, each write waits
+    for that many replicas to acknowledge it (``ReplicaWait``)."""
+    wait = _replica_wait(wait_for_replicas, wait_timeout_ms, socket_timeout)
+    parts = _checked(url)
+    options: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": socket_timeout,
+        "max_connections": max_connections,
+        # One retry on a broken connection (Redis restarted, idle socket dropped), none
+        # after a timeout: a call waits about socket_timeout at most (twice on a
+        # cluster, whose client retries once more after refreshing its node map).
+        "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+    }
+    plain_url = url.replace("+cluster", "", 1)
+    client: _Server | _Cluster
+    if "+cluster" not in parts.scheme:
+        pool = BlockingConnectionPool.from_url(plain_url, timeout=socket_timeout, **options)
+        client = cast(_Server, _Server.from_pool(pool))
+    else:
+        # Learn the topology before any concurrent use: redis-py 8.1 can break
+        # connections that commands open while a fresh cluster client initializes.
+        client = cast(_Cluster, await _Cluster.from_url(plain_url, **options).initialize())
+    client.replica_wait = wait
+    return client
+
+
+def _replica_wait_of(client: Client) -> ReplicaWait | None:
+    """The wait a client built by ``open_client`` does after writes; None for others."""
+    return client.replica_wait if isinstance(client, _Server | _Cluster) else None
 
 
 class _Pool(NamedTuple):
@@ -64,39 +295,41 @@ class RedisConnection:
         connect_timeout: float,
         socket_timeout: float,
         max_connections: int,
+        wait_for_replicas: int = 0,
+        wait_timeout_ms: int | None = None,
     ) -> None:
-        """Check ``url`` now, connect on first use; a ``client`` passed in is never closed."""
-        parts = urlsplit(url)
-        if parts.scheme not in SCHEMES:
+        """Check ``url`` now, connect on first use; a ``client`` passed in is never closed.
+
+        With ``wait_for_replicas`` N > 0 every write waits (``WAIT``) until N replicas
+        have it, up to ``wait_timeout_ms`` (half ``socket_timeout`` by default); with
+        fewer, the write is not acknowledged: StoreUnavailable. Only for clients built
+        from the URL: a client passed in is used as it is.
+        """
+        parts = _checked(url)
+        _replica_wait(wait_for_replicas, wait_timeout_ms, socket_timeout)
+        if client is not None and wait_for_replicas:
             raise ValueError(
-                f"unsupported Redis URL {redact_url(url)!r}: expected one of {sorted(SCHEMES)}"
+                "wait_for_replicas needs a client built from a URL; a client passed in "
+                "is used as it is"
             )
-        self._url, self._cluster = url.replace("+cluster", "", 1), "+cluster" in parts.scheme
+        self._url, self._cluster = url, "+cluster" in parts.scheme
         where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
         self._where = "the given client" if client else where
         self._timeout = socket_timeout
         self._options: dict[str, Any] = {
-            "socket_connect_timeout": connect_timeout,
+            "connect_timeout": connect_timeout,
             "socket_timeout": socket_timeout,
             "max_connections": max_connections,
-            # One retry on a broken connection (Redis restarted, idle socket dropped), none
-            # after a timeout: a call waits about socket_timeout at most (twice on a
-            # cluster, whose client retries once more after refreshing its node map).
-            "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+            "wait_for_replicas": wait_for_replicas,
+            "wait_timeout_ms": wait_timeout_ms,
         }
         self._given = None if client is None else _Pool(client, None)
         self._pools: LoopLocal[_Pool] = LoopLocal(self._open, lambda pool: pool.client.aclose())
 
     async def _open(self) -> _Pool:
-        if not self._cluster:
-            pool = BlockingConnectionPool.from_url(
-                self._url, timeout=self._timeout, **self._options
-            )
-            return _Pool(Redis.from_pool(pool), None)
-        # Learn the topology before any concurrent use: redis-py 8.1 can break
-        # connections that commands open while a fresh cluster client initializes.
-        client = await RedisCluster.from_url(self._url, **self._options).initialize()
-        return _Pool(client, asyncio.Semaphore(self._options["max_connections"]))
+        client = await open_client(self._url, **self._options)
+        gate = asyncio.Semaphore(self._options["max_connections"]) if self._cluster else None
+        return _Pool(client, gate)
 
     @asynccontextmanager
     async def use(self, *, gated: bool = True) -> AsyncIterator[Client]:
@@ -141,15 +374,162 @@ async def each(client: Client, command: str, names: Sequence[bytes | str], *args
 async def eval_by_slot(
     client: Client, script: str, names: Sequence[bytes | str], *args: Any
 ) -> int:
-    """Run ``script`` over ``names`` then ``args``, once per cluster slot; sum the results."""
+    """Run ``script`` over ``names`` then ``args``, once per cluster slot; sum the results.
+
+    While a slot is being migrated, its keys are split between two primaries and a
+    script over several of them is refused (TRYAGAIN, or ASK); a slot that moved since
+    the client last looked answers MOVED. Such a slot's script then runs once per key,
+    following the redirection, since one key is always wholly on one node: the outcome
+    is the same, as the script treats each key on its own.
+    """
+    if not names:
+        return 0
+    wait = _replica_wait_of(client)
+    if isinstance(client, RedisCluster):
+        return await _eval_on_cluster(client, script, names, args, wait)
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("EVAL", script, len(names), *names, *args)
+    if wait is not None:
+        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+    ran, *acknowledged = await pipe.execute()
+    if wait is not None:
+        wait.check(acknowledged[0])
+    return int(ran)
+
+
+async def _eval_on_cluster(
+    client: RedisCluster,
+    script: str,
+    names: Sequence[bytes | str],
+    args: Sequence[Any],
+    wait: ReplicaWait | None,
+) -> int:
+    """``eval_by_slot`` on a cluster: one pipeline, a script per slot, then a WAIT on
+    each primary that ran some (on the connection that carried them)."""
     groups: dict[int, list[bytes | str]] = {}
     for name in names:
-        slot = client.keyslot(name) if isinstance(client, RedisCluster) else 0
-        groups.setdefault(slot, []).append(name)
+        groups.setdefault(client.keyslot(name), []).append(name)
     pipe = client.pipeline(transaction=False)
     for group in groups.values():
         pipe.execute_command("EVAL", script, len(group), *group, *args)
-    return sum(await pipe.execute()) if groups else 0
+    if wait is not None:
+        owners = {
+            _owner(client, group[0]).name: _owner(client, group[0]) for group in groups.values()
+        }
+        for node in owners.values():
+            pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms, target_nodes=node)
+    results = await pipe.execute(raise_on_error=False, allow_redirections=False)
+    total = 0
+    for group, ran in zip(groups.values(), results, strict=False):
+        if _slot_on_the_move(ran):
+            for name in group:
+                total += await _eval_one(client, script, name, args, wait)
+        elif isinstance(ran, Exception):
+            raise ran
+        else:
+            total += ran
+    for acknowledged in results[len(groups) :]:
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        assert wait is not None  # a result past the scripts' is a WAIT's
+        wait.check(acknowledged)
+    return total
+
+
+async def _eval_one(
+    client: RedisCluster,
+    script: str,
+    name: bytes | str,
+    args: Sequence[Any],
+    wait: ReplicaWait | None,
+) -> int:
+    """Run ``script`` over the one key ``name`` on its primary, then WAIT if asked."""
+    waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
+    ran, *acknowledged = await on_key_owner(client, name, ("EVAL", script, 1, name, *args), *waits)
+    if wait is not None:
+        wait.check(acknowledged[0])
+    return int(ran)
+
+
+def _slot_on_the_move(result: object) -> bool:
+    """Whether a multi-key command failed only because its slot is being migrated."""
+    if isinstance(result, ClusterDownError):
+        return False
+    return isinstance(result, TryAgainError | AskError | ClusterCrossSlotError | ClusterError)
+
+
+async def on_key_owner(
+    client: RedisCluster,
+    key: bytes | str,
+    *commands: Sequence[Any],
+    options: dict[str, Any] | None = None,
+) -> list[Any]:
+    """Run ``commands`` in order, on one connection, on the primary that holds ``key`` now;
+    return their results. ``options`` go with the first command (to its reply parser).
+
+    Follows the cluster's redirections as redis-py does for a single command, with one
+    difference: the ASKING that an ASK redirection needs goes on the same connection,
+    just before the commands. (redis-py sends it on whichever pooled connection is free,
+    so under load the command may arrive without it, bounce back with MOVED, and end in
+    "TTL exhausted".) A node that fails or a cluster that is down is retried as often as
+    the client's ``retry`` says, after re-learning the layout, as redis-py does.
+    """
+    attempts = 1 + client.retry.get_retries()
+    for attempt in range(attempts):
+        try:
+            return await _redirected(client, key, commands, options or {})
+        except (MaxConnectionsError, BusyLoadingError):
+            raise
+        except (ConnectionError, TimeoutError, ClusterDownError, SlotNotCoveredError) as exc:
+            client._initialize = True  # as redis-py does: the next call re-learns the layout
+            if attempt + 1 == attempts:
+                raise
+            if isinstance(exc, ClusterDownError):
+                await asyncio.sleep(0.25)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _redirected(
+    client: RedisCluster,
+    key: bytes | str,
+    commands: Sequence[Sequence[Any]],
+    options: dict[str, Any],
+) -> list[Any]:
+    """One attempt of ``on_key_owner``: follow MOVED, ASK and TRYAGAIN up to the client's
+    redirection limit; raise the first error among the results."""
+    await client.initialize()  # a no-op unless a failed node asked for a new layout
+    node: ClusterNode | None = _owner(client, key)
+    asking = False
+    for _ in range(client.RedisClusterRequestTTL):
+        if node is None:
+            break
+        sent = [PipelineCommand(0, "ASKING")] if asking else []
+        sent += [
+            PipelineCommand(n, *command, **(options if n == 1 else {}))
+            for n, command in enumerate(commands, 1)
+        ]
+        await node.execute_pipeline(sent)
+        results = [command.result for command in sent[len(sent) - len(commands) :]]
+        first = results[0]
+        if isinstance(first, MovedError):
+            await client.nodes_manager.move_slot(first)
+            node, asking = _owner(client, key), False
+        elif isinstance(first, AskError):
+            node, asking = client.get_node(first.host, first.port), True
+        elif isinstance(first, TryAgainError):
+            await asyncio.sleep(0.05)
+            node, asking = _owner(client, key), False
+        else:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+    raise ClusterError(f"the slot of {key!r} kept moving: redirected too many times")
+
+
+def _owner(client: RedisCluster, key: bytes | str) -> ClusterNode:
+    """The primary that serves ``key``'s slot, as the client knows the layout now."""
+    return client.nodes_manager.get_node_from_slot(client.keyslot(key))
 
 
 async def scan(client: Client, prefix: str, size: int) -> AsyncIterator[list[bytes]]:

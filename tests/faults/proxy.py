@@ -49,11 +49,12 @@ class _Link:
 class FaultProxy:
     """Forward loopback TCP connections to ``target``, with faults chosen by ``set()``."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, port: int = 0) -> None:
+        """Forward to ``target_host:target_port``; listen on ``port``, or any free port if 0."""
         self.target = (target_host, target_port)
         self.mode: Mode = "pass"
         self.delay = 0.0
-        self.port = 0
+        self.port = port
         self.connections = 0
         """Connections accepted so far."""
         self.resets = 0
@@ -69,7 +70,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> FaultProxy:
-        self._server = await asyncio.start_server(self._accept, HOST, 0)
+        self._server = await asyncio.start_server(self._accept, HOST, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -73,12 +73,31 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *, replica_of: RedisServer | None = None) -> None:
+        """Start on this server's port; as a replica of ``replica_of`` if given."""
         command = ["redis-server", "--port", str(self.port), "--bind", HOST]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        command += ["--logfile", str(self.directory / "redis.log")]
+        command += ["--logfile", str(self.directory / f"redis-{self.port}.log")]
+        if replica_of is not None:
+            command += ["--replicaof", HOST, str(replica_of.port)]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         wait_until(self._pong, f"redis-server on port {self.port} did not answer PING")
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it neither reads nor answers, its sockets stay open."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run on (SIGCONT)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def in_sync(self) -> bool:
+        """Whether this replica's link to its primary is up."""
+        info = ["redis-cli", "-h", HOST, "-p", str(self.port), "INFO", "replication"]
+        result = subprocess.run(info, capture_output=True, text=True, timeout=10, check=False)
+        return "master_link_status:up" in result.stdout
 
     def kill(self) -> None:
         """End the server abruptly, as a crash would."""
@@ -89,6 +108,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -155,6 +175,25 @@ def running_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def running_redis_with_replica() -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A started primary and its replica, in sync; both stopped and removed afterwards."""
+    require("redis-server", "redis-cli")
+    directory = Path(tempfile.mkdtemp(prefix="asgi-sessions-redis-"))
+    primary, replica = RedisServer(directory), RedisServer(directory)
+    while replica.port == primary.port:
+        replica.port = free_port()
+    try:
+        primary.start()
+        replica.start(replica_of=primary)
+        wait_until(replica.in_sync, f"replica on port {replica.port} did not sync")
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
