@@ -99,6 +99,8 @@ class RedisStore(SessionStore):
         connect_timeout: float = 5.0,
         socket_timeout: float = 5.0,
         max_connections: int = 50,
+        wait_for_replicas: int = 0,
+        wait_timeout_ms: int | None = None,
     ) -> None:
         """Connect to ``url`` lazily (``redis+cluster://`` for a cluster), or use ``client``.
 
@@ -115,6 +117,8 @@ class RedisStore(SessionStore):
             connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             max_connections=max_connections,
+            wait_for_replicas=wait_for_replicas,
+            wait_timeout_ms=wait_timeout_ms,
         )
 
     @classmethod

@@ -31,9 +31,7 @@ import pytest
 from redis_cluster import Cluster, Node, wait_until
 
 from asgi_sessions.stores import create_store
-from asgi_sessions.stores._redis_client import open_client
 from asgi_sessions.stores.base import SessionStore
-from asgi_sessions.stores.redis import RedisStore
 from asgi_sessions.testing.app import build_app
 from faults.stores import TIMEOUT, with_options
 from faults.traffic import RECOVERY_DEADLINE, save
@@ -147,37 +145,19 @@ def wait_for_replicas(request: pytest.FixtureRequest) -> int:
 async def stores(
     redis_cluster_with_replicas: Cluster, wait_for_replicas: int
 ) -> AsyncIterator[list[SessionStore]]:
-    """One store per worker on the cluster, with half-second timeouts.
-
-    Without waiting, each is built from its URL as an app builds it. Waiting for
-    replicas is a property of the client, so such a store is handed a client built by
-    the store's own ``open_client``.
-    """
+    """One store per worker on the cluster, with half-second timeouts, built from its
+    URL as an app builds it (``wait_for_replicas`` in the query string)."""
     url = with_options(
         redis_cluster_with_replicas.url,
         prefix=PREFIX,
         connect_timeout=TIMEOUT,
         socket_timeout=TIMEOUT,
+        wait_for_replicas=wait_for_replicas,
     )
-    if not wait_for_replicas:
-        built = [create_store(url) for _ in range(WORKERS)]
-        yield built
-        for store in built:
-            await store.close()
-        return
-    clients = [
-        await open_client(
-            redis_cluster_with_replicas.url,
-            connect_timeout=TIMEOUT,
-            socket_timeout=TIMEOUT,
-            max_connections=50,
-            wait_for_replicas=wait_for_replicas,
-        )
-        for _ in range(WORKERS)
-    ]
-    yield [RedisStore(client=client, prefix=PREFIX) for client in clients]
-    for client in clients:
-        await client.aclose()
+    built = [create_store(url) for _ in range(WORKERS)]
+    yield built
+    for store in built:
+        await store.close()
 
 
 def failed_over(cluster: Cluster, killed: Node, replica: Node) -> None:

@@ -22,7 +22,7 @@ from redis.crc import key_slot
 from redis_cluster import Cluster
 
 from asgi_sessions.exceptions import StoreUnavailable
-from asgi_sessions.stores._redis_client import RedisConnection, open_client
+from asgi_sessions.stores._redis_client import RedisConnection
 from asgi_sessions.stores.redis import RedisStore
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.store_suite import new_record
@@ -74,18 +74,20 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
 
 @pytest.fixture
 async def store(deployment: Deployment, clock: FrozenClock) -> AsyncIterator[RedisStore]:
-    """A store whose writes wait for one replica, on a client built as the store builds one."""
-    client = await open_client(
+    """A store whose writes wait for one replica."""
+    store = RedisStore(
         deployment.url,
+        prefix=PREFIX,
+        clock=clock,
         connect_timeout=TIMEOUT,
         socket_timeout=TIMEOUT,
         max_connections=10,
         wait_for_replicas=1,
     )
     try:
-        yield RedisStore(client=client, prefix=PREFIX, clock=clock)
+        yield store
     finally:
-        await client.aclose()
+        await store.close()
 
 
 async def on_replica(deployment: Deployment, key: str) -> dict[bytes, bytes]:
