@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from asgi_sessions.stores.memory import MemoryStore
     from asgi_sessions.stores.postgres import PostgresStore
     from asgi_sessions.stores.redis import RedisStore
+    from asgi_sessions.stores.sqlalchemy import SQLAlchemyStore
     from asgi_sessions.stores.sqlite import SQLiteStore
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MemoryStore",
     "PostgresStore",
     "RedisStore",
+    "SQLAlchemyStore",
     "SQLiteStore",
     "SessionRecord",
     "SessionStore",
@@ -48,6 +50,7 @@ _STORES = {
     "SQLiteStore": ("asgi_sessions.stores.sqlite", "sqlite"),
     "PostgresStore": ("asgi_sessions.stores.postgres", "postgres"),
     "RedisStore": ("asgi_sessions.stores.redis", "redis"),
+    "SQLAlchemyStore": ("asgi_sessions.stores.sqlalchemy", "sqlalchemy"),
 }
 
 _SCHEMES = {
@@ -60,6 +63,12 @@ _SCHEMES = {
     "unix": "RedisStore",
     "redis+cluster": "RedisStore",
     "rediss+cluster": "RedisStore",
+    "mysql+asyncmy": "SQLAlchemyStore",
+    "mariadb+asyncmy": "SQLAlchemyStore",
+    "mysql+aiomysql": "SQLAlchemyStore",
+    "mariadb+aiomysql": "SQLAlchemyStore",
+    "postgresql+asyncpg": "SQLAlchemyStore",
+    "sqlite+aiosqlite": "SQLAlchemyStore",
 }
 
 
