@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from asgi_sessions.stores.redis import RedisStore
     from asgi_sessions.stores.sqlalchemy import SQLAlchemyStore
     from asgi_sessions.stores.sqlite import SQLiteStore
+    from asgi_sessions.stores.tiered import TieredStore
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -36,6 +37,7 @@ __all__ = [
     "SQLiteStore",
     "SessionRecord",
     "SessionStore",
+    "TieredStore",
     "create_store",
     "redact_url",
     "register_store",
@@ -51,6 +53,7 @@ _STORES = {
     "PostgresStore": ("asgi_sessions.stores.postgres", "postgres"),
     "RedisStore": ("asgi_sessions.stores.redis", "redis"),
     "SQLAlchemyStore": ("asgi_sessions.stores.sqlalchemy", "sqlalchemy"),
+    "TieredStore": ("asgi_sessions.stores.tiered", None),
 }
 
 _SCHEMES = {

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
@@ -50,6 +49,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from asgi_sessions.stores._loop import LoopLocal
 from asgi_sessions.stores._sql import by_pages, checked_identifier, to_record
+from asgi_sessions.stores._tasks import settle, uninterrupted
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -412,12 +412,7 @@ class SQLAlchemyStore(SessionStore):
         SQLAlchemy's own cleanup too; either would leave the pool short of a connection.
         Letting the statement finish keeps every connection in step.
         """
-        task = asyncio.ensure_future(self._run_here(work))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await _to_completion(task)
-            raise
+        return await uninterrupted(self._run_here(work))
 
     async def _run_here(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` on an autocommitting connection, all within ``timeout``; driver
@@ -434,7 +429,7 @@ class SQLAlchemyStore(SessionStore):
                         return await work(conn)
                     except BaseException as error:
                         if not isinstance(error, Exception):
-                            await _to_completion(conn.invalidate())
+                            await settle(conn.invalidate())
                         raise
         except (exc.DataError, exc.StatementError) as error:
             cause = error.orig if isinstance(error, exc.StatementError) else None
@@ -477,7 +472,7 @@ class SQLAlchemyStore(SessionStore):
                 await self._create_table(engine)
         except BaseException:
             if owned:
-                await _to_completion(engine.dispose())
+                await settle(engine.dispose())
             raise
         return engines
 
@@ -555,14 +550,3 @@ def _discard(engines: _Engines) -> None:
     not closed (their loop is gone) but left to be collected."""
     if engines.owned:
         engines.engine.sync_engine.dispose(close=False)
-
-
-async def _to_completion(work: Awaitable[Any]) -> None:
-    """Wait for ``work`` to end even if the caller is cancelled meanwhile; its own
-    failure is ignored, for it is cleanup after an outcome that stands."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        with suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
-    with suppress(BaseException):
-        task.result()
