@@ -465,7 +465,10 @@ class SQLAlchemyStore(SessionStore):
         a pooled connection belongs to the loop that opened it.
         """
         engine, owned = self._engine_for_this_loop()
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        if engine is self._given or engine.sync_engine.dialect is self._given_dialect():
+            autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            autocommit = engine  # made in autocommit mode: nothing to switch per checkout
         engines = _Engines(engine, autocommit, owned)
         try:
             if self.create_table and not self._table_ready:
@@ -475,6 +478,10 @@ class SQLAlchemyStore(SessionStore):
                 await settle(engine.dispose())
             raise
         return engines
+
+    def _given_dialect(self) -> Dialect | None:
+        """The dialect of the app's engine, shared by the copies made of it."""
+        return None if self._given is None else self._given.sync_engine.dialect
 
     def _engine_for_this_loop(self) -> tuple[AsyncEngine, bool]:
         if self._given is None:
@@ -493,7 +500,14 @@ class SQLAlchemyStore(SessionStore):
         """Pool and driver settings for an engine the store makes, bounded by ``timeout``."""
         url = make_url(self.url or "")
         backend = url.get_backend_name()
-        options: dict[str, Any] = {"hide_parameters": True}
+        # Autocommit for good, no reset on return and no rollback at close: a call costs
+        # its statement's round trip only, not a mode switch and a rollback around it.
+        options: dict[str, Any] = {
+            "hide_parameters": True,
+            "isolation_level": "AUTOCOMMIT",
+            "pool_reset_on_return": None,
+            "skip_autocommit_rollback": True,
+        }
         if backend == "sqlite":
             options["connect_args"] = {"timeout": self.timeout}
             return options
