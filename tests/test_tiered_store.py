@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from asgi_sessions.exceptions import StoreUnavailable
@@ -15,6 +16,7 @@ from asgi_sessions.stores.base import SessionRecord, SessionStore
 from asgi_sessions.stores.redis import RedisStore
 from asgi_sessions.stores.sqlite import SQLiteStore
 from asgi_sessions.stores.tiered import TieredStore
+from asgi_sessions.testing.app import build_app
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.recording import RecordingStore
 from asgi_sessions.testing.store_suite import new_record
@@ -214,3 +216,25 @@ async def test_a_versioned_destroy_that_loses_leaves_the_session_readable(
     assert await two.store.update(changed, expected_version=1) is True
     assert await one.store.destroy(record.key, expected_version=1) is False
     assert await two.store.read(record.key) == dataclasses.replace(changed, version=2)
+
+
+async def test_a_logout_while_the_cache_is_down_answers_503_then_holds_on_every_worker(
+    workers: tuple[Worker, Worker],
+) -> None:
+    one, two = workers
+    apps = [build_app(worker.store) for worker in workers]
+    base = "http://testserver"
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(apps[0]), base_url=base) as first,
+        httpx.AsyncClient(transport=httpx.ASGITransport(apps[1]), base_url=base) as second,
+    ):
+        assert (await first.post("/login/ada")).status_code == 200
+        second.cookies = first.cookies
+        assert (await second.get("/read")).json()["user_id"] == "ada"
+        one.cache.fail()
+        assert (await first.post("/logout")).status_code == 503
+        assert (await second.get("/read")).json()["user_id"] == "ada"  # nothing half-done
+        one.cache.heal()
+        assert (await first.post("/logout")).status_code == 200
+        assert (await second.get("/read")).json()["user_id"] is None
+        assert await two.store.count() == 0
