@@ -10,8 +10,9 @@ from pathlib import Path
 
 import anyio.to_thread
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from asgi_sessions import create_store
 from asgi_sessions.stores.sqlalchemy import SQLAlchemyStore
@@ -178,3 +179,55 @@ async def test_a_stale_version_never_overwrites_on_postgresql(
         async with engine.begin() as conn:
             await conn.run_sync(store.metadata.drop_all)
         await engine.dispose()
+
+
+@pytest.fixture
+async def own_user(mysql_url: str, namespace: str) -> AsyncIterator[str]:
+    """A MariaDB user of this test's own, so its connections can be killed without
+    touching anyone else's; the URL of ``mysql_url`` logged in as it."""
+    admin = create_async_engine(mysql_url, poolclass=NullPool)
+    async with admin.begin() as conn:
+        await conn.execute(text(f"CREATE USER '{namespace}'@'%'"))
+        await conn.execute(text(f"GRANT ALL ON test.* TO '{namespace}'@'%'"))
+    url = make_url(mysql_url).set(username=namespace, password=None)
+    yield url.render_as_string(hide_password=False)
+    async with admin.begin() as conn:
+        await conn.execute(text(f"DROP USER IF EXISTS '{namespace}'@'%'"))
+    await admin.dispose()
+
+
+async def kill_connections_of(mysql_url: str, user: str) -> int:
+    """Kill every connection ``user`` has open; return how many there were."""
+    admin = create_async_engine(mysql_url, poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            found = await conn.execute(
+                text("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = :user"),
+                {"user": user},
+            )
+            ids = [int(row[0]) for row in found]
+            for connection_id in ids:
+                await conn.execute(text(f"KILL {connection_id}"))
+        return len(ids)
+    finally:
+        await admin.dispose()
+
+
+async def test_pooled_connections_killed_while_idle_are_replaced_without_an_error(
+    mysql_url: str, own_user: str, namespace: str, clock: FrozenClock
+) -> None:
+    """As after a server restart, or a proxy closing idle sockets: the call that finds its
+    pooled connection dead runs once more, on a fresh one."""
+    store = SQLAlchemyStore(own_user, table_name=namespace, clock=clock)
+    record = new_record(clock)
+    try:
+        await store.create(record)
+        assert await kill_connections_of(mysql_url, namespace) >= 1
+        assert await store.read(record.key) == record
+    finally:
+        await store.clear()
+        await store.close()
+        admin = create_async_engine(mysql_url, poolclass=NullPool)
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS `{namespace}`"))
+        await admin.dispose()

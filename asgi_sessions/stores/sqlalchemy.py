@@ -47,6 +47,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from asgi_sessions.exceptions import SessionError
 from asgi_sessions.stores._loop import LoopLocal
 from asgi_sessions.stores._sql import by_pages, checked_identifier, to_record
 from asgi_sessions.stores._tasks import settle, uninterrupted
@@ -410,8 +411,18 @@ class SQLAlchemyStore(SessionStore):
         A statement cut off mid-way leaves a connection some drivers cannot reuse, and a
         cancel scope (anyio's, Starlette's) cancels again at every await, interrupting
         SQLAlchemy's own cleanup too; either would leave the pool short of a connection.
-        Letting the statement finish keeps every connection in step.
+
+        A pooled connection found dead (the server restarted, a proxy closed it while
+        idle) is run on once more: SQLAlchemy has then dropped the pool's connections,
+        so the retry gets a fresh one. Running a statement again is safe, for every
+        statement here is idempotent or guarded (create takes only an expired key,
+        update compares versions).
         """
+        try:
+            return await uninterrupted(self._run_here(work))
+        except StoreUnavailable as error:
+            if not _connection_was_dead(error.__cause__):
+                raise
         return await uninterrupted(self._run_here(work))
 
     async def _run_here(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -437,6 +448,10 @@ class SQLAlchemyStore(SessionStore):
                 raise ValueError(f"the session database refused a value: {cause}") from error
             raise self._unavailable(error) from error
         except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
+            raise self._unavailable(error) from error
+        except SessionError:
+            raise
+        except Exception as error:  # a driver's own error that SQLAlchemy let through
             raise self._unavailable(error) from error
 
     def _unavailable(self, error: BaseException) -> StoreUnavailable:
@@ -549,6 +564,12 @@ def _import_driver(url: URL) -> None:
             f" install 'asgi-server-sessions[sqlalchemy]' (asyncmy), or {error.name} itself",
             name=error.name,
         ) from error
+
+
+def _connection_was_dead(error: BaseException | None) -> bool:
+    """Whether ``error`` says a connection was found dead, which SQLAlchemy then drops
+    from the pool with the pool's other connections."""
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:
