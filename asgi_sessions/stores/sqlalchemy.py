@@ -13,7 +13,6 @@ dialect), so a worker whose clock runs slow cannot revive a session.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,15 +20,8 @@ from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Dialect,
-    Index,
-    LargeBinary,
     MetaData,
-    String,
-    Table,
-    Text,
     and_,
     delete,
     exc,
@@ -38,18 +30,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import FunctionElement
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from asgi_sessions.exceptions import SessionError
 from asgi_sessions.stores._loop import LoopLocal
 from asgi_sessions.stores._sql import by_pages, checked_identifier, to_record
+from asgi_sessions.stores._sqlalchemy_table import MYSQL, server_micros, session_table
 from asgi_sessions.stores._tasks import settle, uninterrupted
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
@@ -67,100 +55,7 @@ __all__ = ["SQLAlchemyStore", "session_table"]
 
 _PAGE_SIZE = 500
 _SWEEP_CHUNK = 1000  # keys per sweep statement: well under every driver's parameter limit
-_MYSQL = ("mysql", "mariadb")
 T = TypeVar("T")
-
-
-class _Text(TypeDecorator[str]):
-    """Text compared byte for byte on every dialect.
-
-    MySQL's text collations fold case and ignore trailing spaces, so users ``Ada`` and
-    ``ada `` would share sessions there: on MySQL/MariaDB the value is kept as UTF-8 in
-    a ``VARBINARY``. A string UTF-8 cannot encode (a lone surrogate) is a ValueError.
-    """
-
-    impl = String
-    cache_ok = True
-
-    def __init__(self, length: int) -> None:
-        super().__init__()
-        self.length = length
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in _MYSQL:
-            return dialect.type_descriptor(mysql.VARBINARY(self.length))
-        return dialect.type_descriptor(Text())
-
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
-        if value is not None and dialect.name in _MYSQL:
-            return value.encode()
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if isinstance(value, bytes | bytearray):
-            return bytes(value).decode()
-        result: str | None = value
-        return result
-
-
-class server_micros(FunctionElement[int]):  # noqa: N801 - SQL functions are lower case
-    """The database server's own current time, in microseconds since the epoch."""
-
-    type = BigInteger()
-    name = "server_micros"
-    inherit_cache = True
-
-
-@compiles(server_micros)
-def _sqlite_micros(element: server_micros, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite runs in this process: its "server clock" is this host's (to the millisecond).
-    return "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
-
-
-@compiles(server_micros, "postgresql")
-def _postgres_micros(element: server_micros, compiler: SQLCompiler, **kw: Any) -> str:
-    return "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)"
-
-
-@compiles(server_micros, "mysql")
-@compiles(server_micros, "mariadb")
-def _mysql_micros(element: server_micros, compiler: SQLCompiler, **kw: Any) -> str:
-    return "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
-
-
-def _index_name(table_name: str, column: str) -> str:
-    """``ix_<table>_<column>``, shortened with a digest to fit every dialect's 63 characters."""
-    name = f"ix_{table_name}_{column}"
-    if len(name) <= 63:
-        return name
-    return f"ix_{hashlib.sha256(table_name.encode()).hexdigest()[:16]}_{column}"
-
-
-def session_table(
-    metadata: MetaData, table_name: str = "sessions", schema: str | None = None
-) -> Table:
-    """Define the sessions table in ``metadata``: what the store creates, and what Alembic sees.
-
-    ``expires_at`` is indexed for cleanup, ``(user_id, created_at)`` for listing and
-    revoking a user's sessions oldest first.
-    """
-    return Table(
-        table_name,
-        metadata,
-        Column("key", _Text(255), primary_key=True),
-        Column(
-            "data",
-            LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL),
-            nullable=False,
-        ),
-        Column("user_id", _Text(1024)),
-        Column("created_at", BigInteger, nullable=False),
-        Column("expires_at", BigInteger, nullable=False),
-        Column("version", BigInteger, nullable=False),
-        Index(_index_name(table_name, "expires_at"), "expires_at"),
-        Index(_index_name(table_name, "user_id"), "user_id", "created_at"),
-        schema=schema,
-    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +77,7 @@ class SQLAlchemyStore(SessionStore):
     """
 
     driver_url_parameters: ClassVar[frozenset[str]] = frozenset(
-        {"charset", "ssl", "ssl_ca", "ssl_cert", "ssl_key", "sslmode", "unix_socket"}
+        {"charset", "ssl", "ssl_ca", "ssl_cert", "ssl_key", "unix_socket"}
     )
     """Query parameters ``create_store`` leaves in the URL for SQLAlchemy and its driver."""
 
@@ -529,7 +424,7 @@ class SQLAlchemyStore(SessionStore):
         options.update(pool_size=self.pool_size, pool_timeout=self.timeout, pool_recycle=3600)
         if backend == "postgresql":
             options["connect_args"] = {"timeout": self.timeout, "command_timeout": self.timeout}
-        elif backend in _MYSQL:
+        elif backend in MYSQL:
             options["connect_args"] = {"connect_timeout": max(1, round(self._timeout))}
         return options
 
