@@ -24,7 +24,17 @@ SECTIONS: dict[str, Callable[[Env], Awaitable[Any]]] = {
     "cleanup": cleanup_bench.run,
     "growth": growth.run,
 }
-PACKAGES = ("starlette", "starsessions", "redis", "asyncpg", "aiosqlite", "uvicorn", "httpx")
+PACKAGES = (
+    "starlette",
+    "starsessions",
+    "redis",
+    "asyncpg",
+    "aiosqlite",
+    "sqlalchemy",
+    "asyncmy",
+    "uvicorn",
+    "httpx",
+)
 
 
 def _versions() -> dict[str, str]:

@@ -38,7 +38,16 @@ from benchmarks.settings import Env
 LIFETIME = timedelta(days=14)
 """Session lifetime for every variant (Starlette's default ``max_age``)."""
 
-OURS = ("ours-memory", "ours-sqlite", "ours-postgres", "ours-redis")
+OURS = (
+    "ours-memory",
+    "ours-sqlite",
+    "ours-postgres",
+    "ours-redis",
+    "ours-mysql",
+    "ours-tiered",
+)
+"""``ours-mysql`` is SQLAlchemyStore on MariaDB; ``ours-tiered`` is TieredStore, Redis in
+front of PostgreSQL."""
 LAZY = ("ours-sqlite-lazy", "ours-postgres-lazy", "ours-redis-lazy")
 """Ours with ``autoload=False``: the session is read only where a route loads it."""
 SEALED = ("ours-redis-sealed",)
@@ -52,6 +61,8 @@ NEEDS = {  # variant -> server it needs
     "ours-postgres-lazy": "postgres",
     "ours-redis-lazy": "redis",
     "ours-redis-sealed": "redis",
+    "ours-mysql": "mysql",
+    "ours-tiered": "postgres+redis",
 }
 
 SessionOf = Callable[[Request], Awaitable[MutableMapping[str, Any]]]
@@ -131,6 +142,19 @@ def our_store(kind: str, env: Env, label: str) -> tuple[SessionStore, list[Any]]
         url = env.redis_url
         redis = RedisStore(url, prefix=f"{namespace}:")
         return redis, [redis.close, lambda: servers.clear_prefix(url, f"{namespace}:")]
+    if kind == "mysql":
+        from asgi_sessions.stores.sqlalchemy import SQLAlchemyStore
+
+        assert env.mysql_url is not None
+        mysql_url = env.mysql_url
+        mysql = SQLAlchemyStore(mysql_url, table_name=namespace)
+        return mysql, [mysql.close, lambda: servers.drop_mysql_table(mysql_url, namespace)]
+    if kind == "tiered":
+        from asgi_sessions.stores.tiered import TieredStore
+
+        primary, primary_cleanups = our_store("postgres", env, f"{label}-primary")
+        cache, cache_cleanups = our_store("redis", env, f"{label}-cache")
+        return TieredStore(primary, cache), [*cache_cleanups, *primary_cleanups]
     raise ValueError(f"unknown store {kind!r}")
 
 
@@ -206,8 +230,9 @@ def _starsessions(name: str, env: Env) -> Built:
 def available(name: str, env: Env) -> bool:
     """Whether the server ``name`` needs is reachable in this run."""
     need = NEEDS.get(name) or NEEDS.get(f"ours-{name.removeprefix('floor-')}")
-    if need == "postgres":
-        return env.postgres_dsn is not None
-    if need == "redis":
-        return env.redis_url is not None
-    return True
+    servers_up = {
+        "postgres": env.postgres_dsn is not None,
+        "redis": env.redis_url is not None,
+        "mysql": env.mysql_url is not None,
+    }
+    return need is None or all(servers_up[each] for each in need.split("+"))

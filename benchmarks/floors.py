@@ -1,7 +1,7 @@
 """Raw-driver floors: the bare app plus exactly one round trip done by hand.
 
 ``/read`` does one ``GET`` (redis-py) or one ``SELECT`` (asyncpg ``fetchrow``,
-aiosqlite), keyed by the client's cookie value; ``/write`` does that and one
+aiosqlite, asyncmy), keyed by the client's cookie value; ``/write`` does that and one
 ``SET``/``UPDATE`` more. A session layer cannot do less per request than this, so
 "ours / floor" is the share of the driver's speed that the session layer keeps.
 """
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 from benchmarks import servers
 from benchmarks.settings import Env
 
-FLOORS = ("floor-sqlite", "floor-postgres", "floor-redis")
+FLOORS = ("floor-sqlite", "floor-postgres", "floor-redis", "floor-mysql")
 DATA = b'{"counter":1}'
 TTL_MS = 14 * 24 * 3600 * 1000
 
@@ -86,6 +86,8 @@ async def build_floor(name: str, env: Env) -> Floor:
         return await _postgres(env, namespace)
     if name == "floor-sqlite":
         return await _sqlite(env, namespace)
+    if name == "floor-mysql":
+        return await _mysql(env, namespace)
     raise ValueError(f"unknown floor {name!r}")
 
 
@@ -164,3 +166,51 @@ async def _sqlite(env: Env, table: str) -> Floor:
 
     cleanups: list[Cleanup] = [connection.close]
     return Floor("floor-sqlite", floor_app(get, put), insert, cleanups)
+
+
+async def _mysql(env: Env, table: str) -> Floor:
+    """asyncmy's own pool, autocommit, one statement per round trip."""
+    import asyncmy
+    from sqlalchemy.engine import make_url
+
+    assert env.mysql_url is not None
+    url = make_url(env.mysql_url)
+    pool = await asyncmy.create_pool(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        db=url.database or "test",
+        autocommit=True,
+        minsize=1,
+        maxsize=10,
+    )
+    select = f"SELECT data FROM `{table}` WHERE `key` = %s"
+    update = f"UPDATE `{table}` SET data = %s WHERE `key` = %s"
+
+    async def run(sql: str, args: tuple[Any, ...]) -> Any:
+        async with pool.acquire() as connection, connection.cursor() as cursor:
+            await cursor.execute(sql, args)
+            return await cursor.fetchone()
+
+    await run(
+        f"CREATE TABLE `{table}` (`key` VARBINARY(255) PRIMARY KEY, data LONGBLOB NOT NULL)", ()
+    )
+
+    async def get(token: str) -> bytes | None:
+        row = await run(select, (token,))
+        return None if row is None else bytes(row[0])
+
+    async def put(token: str, data: bytes) -> None:
+        await run(update, (data, token))
+
+    async def insert(token: str) -> None:
+        await run(f"INSERT INTO `{table}` VALUES (%s, %s)", (token, DATA))
+
+    async def close() -> None:
+        pool.close()
+        await pool.wait_closed()
+
+    mysql_url = env.mysql_url
+    cleanups: list[Cleanup] = [close, lambda: servers.drop_mysql_table(mysql_url, table)]
+    return Floor("floor-mysql", floor_app(get, put), insert, cleanups)

@@ -62,11 +62,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             lazy = _rps(direct, f"ours-{store}-lazy", "untouched+cookie", c)
             value = _ratio(lazy, _rps(direct, "bare", "untouched+cookie", c))
             add(f"{store} (autoload=False): untouched (cookie) vs bare, c={c}", value, 0.9)
-        for store in ("redis", "postgres", "sqlite"):
+        for store in ("redis", "postgres", "sqlite", "mysql"):
             value = _ratio(
                 _rps(direct, f"ours-{store}", "read", c), _rps(direct, f"floor-{store}", "read", c)
             )
             add(f"{store}: read vs one-round-trip floor, c={c}", value, 0.8)
+        value = _ratio(
+            _rps(direct, "ours-tiered", "read", c), _rps(direct, "ours-redis", "read", c)
+        )
+        add(f"tiered (Redis before PostgreSQL): read vs Redis alone, c={c}", value, 0.9)
         value = _ratio(
             _rps(direct, "ours-redis", "read", c), _rps(direct, "starsessions-redis", "read", c)
         )
@@ -173,7 +177,7 @@ def _throughput(direct: list[dict[str, Any]]) -> list[str]:
     lines += _table(["ours / peer", "route", *(f"c={c}" for c in cs)], body)
     lines += ["", "### Against the raw-driver floor (one round trip; read+write for /write)", ""]
     body = []
-    for store in ("sqlite", "postgres", "redis"):
+    for store in ("sqlite", "postgres", "redis", "mysql"):
         for route in ("read", "write"):
             for c in cs:
                 base = _rps(direct, f"floor-{store}", route, c)

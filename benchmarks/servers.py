@@ -1,4 +1,4 @@
-"""Removing what a run put on the shared PostgreSQL and Redis: only its own names."""
+"""Removing what a run put on the shared PostgreSQL, MariaDB and Redis: only its own names."""
 
 from __future__ import annotations
 
@@ -13,6 +13,19 @@ async def drop_table(dsn: str, table: str) -> None:
         await connection.execute(f'DROP TABLE IF EXISTS "{table}"')
     finally:
         await connection.close()
+
+
+async def drop_mysql_table(url: str, table: str) -> None:
+    """Drop ``table`` (one this run created) on the MySQL/MariaDB server of ``url``."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
+    finally:
+        await engine.dispose()
 
 
 async def clear_prefix(url: str, prefix: str) -> int:

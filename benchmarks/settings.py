@@ -12,6 +12,7 @@ POSTGRES_DSN = os.environ.get(
     "ASGI_SESSIONS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("ASGI_SESSIONS_REDIS_URL", "redis://127.0.0.1:6379/0")
+MYSQL_URL = os.environ.get("ASGI_SESSIONS_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Env:
     tmpdir: str
     postgres_dsn: str | None = POSTGRES_DSN
     redis_url: str | None = REDIS_URL
+    mysql_url: str | None = MYSQL_URL
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     notes: list[str] = field(default_factory=list)
 
@@ -86,6 +88,9 @@ class Env:
         if self.redis_url and not reachable(self.redis_url, 6379):
             self.notes.append(f"Redis at {self.redis_url} unreachable: its rows skipped")
             self.redis_url = None
+        if self.mysql_url and not reachable(self.mysql_url, 3306):
+            self.notes.append(f"MySQL/MariaDB at {self.mysql_url} unreachable: its rows skipped")
+            self.mysql_url = None
 
     def namespace(self, label: str) -> str:
         """A table name or key prefix no one else uses: ``bench_<run>_<label>``."""

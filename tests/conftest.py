@@ -15,6 +15,9 @@ POSTGRES_DSN = os.environ.get(
     "ASGI_SESSIONS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("ASGI_SESSIONS_REDIS_URL", "redis://127.0.0.1:6379/0")
+MYSQL_URL = os.environ.get(
+    "ASGI_SESSIONS_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"
+)
 
 
 @pytest.fixture
@@ -55,3 +58,9 @@ def postgres_dsn() -> str:
 @pytest.fixture
 def redis_url() -> str:
     return require_server(REDIS_URL, 6379)
+
+
+@pytest.fixture
+def mysql_url() -> str:
+    """A SQLAlchemy URL of the MySQL or MariaDB server (``ASGI_SESSIONS_MYSQL_URL``)."""
+    return require_server(MYSQL_URL, 3306)

@@ -24,16 +24,20 @@ if TYPE_CHECKING:
     from asgi_sessions.stores.memory import MemoryStore
     from asgi_sessions.stores.postgres import PostgresStore
     from asgi_sessions.stores.redis import RedisStore
+    from asgi_sessions.stores.sqlalchemy import SQLAlchemyStore
     from asgi_sessions.stores.sqlite import SQLiteStore
+    from asgi_sessions.stores.tiered import TieredStore
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MemoryStore",
     "PostgresStore",
     "RedisStore",
+    "SQLAlchemyStore",
     "SQLiteStore",
     "SessionRecord",
     "SessionStore",
+    "TieredStore",
     "create_store",
     "redact_url",
     "register_store",
@@ -48,6 +52,8 @@ _STORES = {
     "SQLiteStore": ("asgi_sessions.stores.sqlite", "sqlite"),
     "PostgresStore": ("asgi_sessions.stores.postgres", "postgres"),
     "RedisStore": ("asgi_sessions.stores.redis", "redis"),
+    "SQLAlchemyStore": ("asgi_sessions.stores.sqlalchemy", "sqlalchemy"),
+    "TieredStore": ("asgi_sessions.stores.tiered", None),
 }
 
 _SCHEMES = {
@@ -60,6 +66,12 @@ _SCHEMES = {
     "unix": "RedisStore",
     "redis+cluster": "RedisStore",
     "rediss+cluster": "RedisStore",
+    "mysql+asyncmy": "SQLAlchemyStore",
+    "mariadb+asyncmy": "SQLAlchemyStore",
+    "mysql+aiomysql": "SQLAlchemyStore",
+    "mariadb+aiomysql": "SQLAlchemyStore",
+    "postgresql+asyncpg": "SQLAlchemyStore",
+    "sqlite+aiosqlite": "SQLAlchemyStore",
 }
 
 
