@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 import anyio
@@ -77,6 +78,9 @@ class Created(NamedTuple):
 _Step = Callable[[SessionRecord, dict[str, Any], str | None], Awaitable[bool]]
 """A compare-and-set on a record, given the data and user it should end up with."""
 
+Step = Callable[[], Awaitable["CookieUpdate | None"]]
+"""One guarded step of a commit, ready to run: it answers what the client must be told."""
+
 
 class _Turns:
     """One lock per session key being written in this process, so that the writers of
@@ -122,8 +126,21 @@ class SessionSettings:
             return tokens.generate_token()
         return tokens.checked(self.generate_token())
 
-    def encode(self, data: Mapping[str, Any]) -> bytes:
-        """Serialize session data, refusing what would not round-trip or is over max_size."""
+    def encode(self, data: Mapping[str, Any], *, unless: bytes | None = None) -> bytes:
+        """Serialize session data, refusing what would not round-trip or is over max_size.
+
+        With ``unless`` (the bytes a record was read from), data that serializes to just
+        those bytes is returned as they are without the serializer's full check: nothing
+        will be written, and the stored bytes read back as they always did.
+        """
+        quick = getattr(self.serializer, "quick_dumps", None)
+        if unless is not None and quick is not None:
+            try:
+                raw: bytes = quick(data)
+            except (TypeError, ValueError, RecursionError):
+                raw = b""  # let the full check below say what is wrong
+            if raw == unless:
+                return raw
         raw = self.serializer.dumps(data)
         if len(raw) > self.max_size:
             raise SessionTooLarge(
@@ -291,20 +308,29 @@ class ActiveSession:
         if keep_changes:
             for hook in self._hooks:
                 hook()
-        async with self._deadline():
-            update = await self._commit(keep_changes)
+        step = self._next_step(keep_changes)
+        update = None
+        if step is not None:
+            async with self._deadline():
+                update = await step()
         unsent, self._unsent = self._unsent, None
         return update or unsent
 
-    async def _commit(self, keep_changes: bool) -> CookieUpdate | None:
+    def _next_step(self, keep_changes: bool) -> Step | None:
+        """Decide which guarded step this commit needs, if any, without a store call.
+
+        Deciding first keeps a request with nothing to write (most of them) free of the
+        deadline's cost, and keeps what each step does in the step.
+        """
         session, lifetime = self.session, self.settings.lifetime
         action = take_action(session)
         if action is Action.DESTROY:
-            return await self._end(start_again=keep_changes)
+            return partial(self._end, start_again=keep_changes)
         record = self.record
         if record is None:
             if keep_changes and (session or session.user_id is not None):
-                return await self._create(session, session.user_id, self.settings.store.clock())
+                now = self.settings.store.clock()
+                return partial(self._create, session, session.user_id, now)
             return None
         if keep_changes:
             data, user_id = dict(session), session.user_id
@@ -313,16 +339,16 @@ class ActiveSession:
         now = self.settings.store.clock()
         expires_at = lifetime.expires_at(record.created_at, now, data.get(EXPIRY_KEY))
         if expires_at <= now:
-            return await self._end(start_again=False)  # its own lifetime is over
+            return partial(self._end, start_again=False)  # its own lifetime is over
         if action is Action.REGENERATE:
-            return await self._regenerate(data, user_id)
+            return partial(self._regenerate, data, user_id)
         if not keep_changes:
             return None
-        raw = self.settings.encode(data)
+        raw = self.settings.encode(data, unless=self._plain)
         if raw != self._plain or user_id != record.user_id:
-            return await self._save(data, user_id, raw)
+            return partial(self._save, data, user_id, raw)
         if expires_at - record.expires_at >= lifetime.touch:
-            return await self._slide(record, expires_at)
+            return partial(self._slide, record, expires_at)
         return None
 
     async def _create(
