@@ -45,6 +45,7 @@ from asgi_sessions.stores.base import (
     SessionRecord,
     SessionStore,
     StoreUnavailable,
+    checked_record,
     from_microseconds,
     key_taken,
     to_microseconds,
@@ -142,6 +143,7 @@ class SQLAlchemyStore(SessionStore):
         Portable and race-safe: of two creates of one key, the loser's INSERT fails on
         the primary key and its UPDATE then finds the winner's row live.
         """
+        checked_record(record)
         t = self.table
         row = {
             "key": record.key,
@@ -165,6 +167,7 @@ class SQLAlchemyStore(SessionStore):
         await self._run(insert_or_take_over)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
+        checked_record(record, expected_version=expected_version)
         t = self.table
         statement = (
             update(t)
@@ -338,15 +341,18 @@ class SQLAlchemyStore(SessionStore):
                             await settle(conn.invalidate())
                         raise
         except (exc.DataError, exc.StatementError) as error:
-            cause = error.orig if isinstance(error, exc.StatementError) else None
-            if isinstance(error, exc.DataError) or isinstance(cause, ValueError):
-                raise ValueError(f"the session database refused a value: {cause}") from error
+            refused = _refused_value(error)
+            if refused is not None:
+                raise ValueError(f"the session database refused a value: {refused}") from error
             raise self._unavailable(error) from error
         except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
             raise self._unavailable(error) from error
         except SessionError:
             raise
         except Exception as error:  # a driver's own error that SQLAlchemy let through
+            refused = _refused_value(error)
+            if refused is not None:
+                raise ValueError(f"the session database refused a value: {refused}") from error
             raise self._unavailable(error) from error
 
     def _unavailable(self, error: BaseException) -> StoreUnavailable:
@@ -480,3 +486,31 @@ def _discard(engines: _Engines) -> None:
     not closed (their loop is gone) but left to be collected."""
     if engines.owned:
         engines.engine.sync_engine.dispose(close=False)
+
+
+_REFUSALS = frozenset(
+    {
+        "DataError",
+        "CharacterNotInRepertoireError",
+        "UntranslatableCharacterError",
+        "StringDataRightTruncationError",
+        "ProgramLimitExceededError",
+    }
+)
+"""Drivers' names for "this value cannot be stored", whatever module they come from."""
+
+
+def _refused_value(error: BaseException) -> BaseException | None:
+    """The error behind ``error`` that says a value was refused (not that the server is
+    down): a driver's data error, an over-long indexed value, text it cannot encode."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, UnicodeError | ValueError) or type(current).__name__ in _REFUSALS:
+            return current
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return None
