@@ -181,6 +181,14 @@ async def revoke(args: argparse.Namespace) -> None:
     print(f"revoked {_count(revoked, 'session')} of user {args.user!r}")
 
 
+async def repair(args: argparse.Namespace) -> None:
+    """Bring the user index back in line with the records (after a node lost data)."""
+    async with _open(args.store) as store:
+        with _progress("checking sessions") as progress:
+            fixed = await store.repair_user_index(batch_size=args.batch_size, progress=progress)
+    print(f"repaired the user index: {_count(fixed, 'index link')} added or dropped")
+
+
 async def _copy(record: SessionRecord, target: SessionStore) -> str:
     """Copy one record; say whether it was ``copied``, ``replaced`` or ``skipped``.
 
@@ -428,6 +436,22 @@ def _parser() -> argparse.ArgumentParser:
         help="leave this session alone: its key, or the prefix 'sessions' lists",
     )
     sub.add_argument("--yes", action="store_true", help=YES_HELP)
+
+    sub = command(
+        "repair",
+        repair,
+        "rebuild the user index from the sessions, so revoke finds them all (Redis)",
+        "redis+cluster://node-1:6379",
+        "'redis://cache:6379/0?prefix=shop:' --batch-size 5000",
+    )
+    sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
+    sub.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="check at most N sessions per round trip (default %(default)s)",
+    )
 
     sub = command(
         "migrate",

@@ -235,6 +235,16 @@ async def test_revoke_with_yes_ends_every_session_of_the_user(
     assert set(await stored(source)) == {alice_and_bob[3].key}
 
 
+async def test_repair_of_a_consistent_store_changes_nothing_and_says_so(
+    source: str, alice_and_bob: list[SessionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("repair", source) == 0
+
+    assert capsys.readouterr().out == "repaired the user index: 0 index links added or dropped\n"
+    assert await cli("revoke", source, "--user", "alice", "--yes") == 0
+    assert set(await stored(source)) == {alice_and_bob[3].key}
+
+
 async def test_revoke_keeps_the_session_named_by_its_listed_prefix(
     source: str, alice_and_bob: list[SessionRecord], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -412,6 +422,7 @@ ARGUMENTS = {
     "stats": ["STORE_URL"],
     "sessions": ["STORE_URL", "--user"],
     "revoke": ["STORE_URL", "--user", "--keep", "--yes"],
+    "repair": ["STORE_URL", "--batch-size"],
     "migrate": ["FROM_URL", "TO_URL", "--yes"],
     "rekey": ["STORE_URL", "--keyring"],
 }

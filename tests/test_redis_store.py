@@ -144,8 +144,15 @@ async def test_a_user_index_is_a_sorted_set_of_keys_scored_by_expiry(
     await store.destroy(first.key)
     moved = dataclasses.replace(second, user_id="bob")
     assert await store.update(moved, expected_version=1) is True
-    assert await raw.exists(index_name(prefix, "ada")) == 0, "destroy and a user change unlink"
     assert await raw.zrange(index_name(prefix, "bob"), 0, -1) == [second.key.encode()]
+    # destroy unlinks at once; a user change leaves ada's entry until it is due, since
+    # a login racing it may have just written it again
+    assert await raw.zrange(index_name(prefix, "ada"), 0, -1) == [second.key.encode()]
+    assert await store.user_sessions("ada") == []
+    clock.advance(60)
+    clock.now += store.cleanup_grace
+    await store.cleanup_expired_sessions()
+    assert await raw.exists(index_name(prefix, "ada")) == 0
 
 
 # -- the user index: stale entries -------------------------------------------------------
@@ -208,6 +215,78 @@ async def test_a_revoke_keeps_the_index_entry_of_a_login_still_in_progress(
     )
     assert await store.user_sessions("ada") == [pending]
     assert await store.destroy_user_sessions("ada") == 1
+
+
+# -- the user index: drift and its repair -----------------------------------------------
+
+
+async def forget_index(raw: Client, prefix: str, user_id: str) -> None:
+    """Lose a user's index and the completeness marks, as a node restarted empty would."""
+    marks = [name async for name in raw.scan_iter(match=f"{prefix}m:*")]
+    await raw.delete(index_name(prefix, user_id), *marks)
+
+
+async def test_a_lost_index_is_scanned_around_and_rebuilt_by_repair_and_by_cleanup(
+    store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
+) -> None:
+    records = [new_record(clock, user_id="ada") for _ in range(3)]
+    for record in records:
+        await store.create(record)
+    keys, index = {record.key for record in records}, index_name(prefix, "ada")
+    await store.repair_user_index()
+    await forget_index(raw, prefix, "ada")
+    assert {record.key for record in await store.user_sessions("ada")} == keys
+
+    dangling = index_name(prefix, "bob")  # an entry whose record is long gone
+    await raw.zadd(dangling, {new_key(): float(micros(clock() - timedelta(hours=1)))})
+    store.timeout = 0.05  # how long repair lets a login in flight land before dropping
+    assert await store.repair_user_index() == 4, "3 entries restored, 1 dropped"
+    assert {m.decode() for m in cast(list[bytes], await raw.zrange(index, 0, -1))} == keys
+    assert await raw.exists(dangling) == 0
+
+    await forget_index(raw, prefix, "ada")
+    await store.cleanup_expired_sessions()
+    assert {m.decode() for m in cast(list[bytes], await raw.zrange(index, 0, -1))} == keys
+    assert await store.destroy_user_sessions("ada") == 3
+
+
+class HeldUnlink(Redis):
+    """A client whose ZREM waits for ``release``: a store call held between its steps."""
+
+    arrived: asyncio.Event
+    release: asyncio.Event
+
+    async def zrem(self, name: Any, *values: Any) -> Any:
+        self.arrived.set()
+        await self.release.wait()
+        return await super().zrem(name, *values)
+
+
+async def test_a_record_leaving_a_user_never_unindexes_a_login_that_raced_it(
+    redis_url: str, namespace: str, clock: FrozenClock
+) -> None:
+    """A logout of a session and a login of the same user on it, interleaved: the login's
+    index entry must survive, or the live session could not be revoked."""
+    client = cast(HeldUnlink, HeldUnlink.from_url(redis_url))
+    client.arrived, client.release = asyncio.Event(), asyncio.Event()
+    async with RedisStore(client=client, prefix=f"{namespace}:", clock=clock) as store:
+        await store.repair_user_index()  # the index is trusted: no scan covers a miss
+        record = new_record(clock, user_id="ada")
+        await store.create(record)
+        anonymous = dataclasses.replace(record, user_id=None)
+        logout = asyncio.create_task(store.update(anonymous, expected_version=record.version))
+        held = asyncio.create_task(client.arrived.wait())
+        await asyncio.wait([logout, held], return_when=asyncio.FIRST_COMPLETED)
+        login = dataclasses.replace(record, data=b'{"again":true}')
+        assert await store.update(login, expected_version=record.version + 1)
+        client.release.set()
+        assert await logout
+        held.cancel()
+        assert [r.key for r in await store.user_sessions("ada")] == [record.key]
+        assert await client.zscore(index_name(f"{namespace}:", "ada"), record.key) is not None
+        assert await store.destroy_user_sessions("ada") == 1
+        await store.clear()
+    await client.aclose()
 
 
 # -- keyspaces: a store owns exactly its own names ----------------------------------------

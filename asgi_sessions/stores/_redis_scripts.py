@@ -9,7 +9,18 @@ clock runs slow never revives a record. TTLs are milliseconds.
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "DESTROY", "DROP_EXPIRED", "DROP_OWNED", "EXTEND", "UNINDEX", "UPDATE"]
+__all__ = [
+    "CREATE",
+    "DESTROY",
+    "DROP_EXPIRED",
+    "DROP_OWNED",
+    "EXTEND",
+    "INDEX_READ",
+    "MARK_BEGIN",
+    "MARK_DONE",
+    "UNINDEX",
+    "UPDATE",
+]
 
 # The later of ARGV[1] (the store's now) and the server's clock, in microseconds.
 _WRITE_NOW = """
@@ -28,7 +39,8 @@ return 1
 """
 
 # ARGV now, ttl ms, expected version, new owner ('-' or '=' .. user_id), owner indexed
-# ('1'/'0'), field/value pairs. 0: refused; 1: index the new owner first; else old owner.
+# ('1'/'0'), field/value pairs. 0: refused; 1: index the new owner first; 2: written.
+# A former owner's index entry stays: cleanup drops it once due (see RedisStore).
 UPDATE = (
     _WRITE_NOW
     + """
@@ -40,7 +52,7 @@ if ARGV[4] == '-' then redis.call('HDEL', KEYS[1], 'user_id') end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return owner
+return 2
 """
 )
 
@@ -104,4 +116,31 @@ for i = 1, #ARGV, 2 do
   end
 end
 return 0
+"""
+
+# KEYS[1] an index, KEYS[2] the completeness mark of its slot. {the mark or '', members}.
+INDEX_READ = """
+return {redis.call('GET', KEYS[2]) or '', redis.call('ZRANGE', KEYS[1], 0, -1)}
+"""
+
+# KEYS: completeness marks of one slot; ARGV[1] a repair's id. A mark not 'ok' now names
+# this repair, so only the last repair to begin may call it complete.
+MARK_BEGIN = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) ~= 'ok' then redis.call('SET', key, ARGV[1]) end
+end
+return 0
+"""
+
+# KEYS: completeness marks of one slot; ARGV[1] a repair's id. A mark still naming this
+# repair becomes 'ok'; one that vanished (its node lost its data meanwhile) stays absent.
+MARK_DONE = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('SET', key, 'ok')
+    n = n + 1
+  end
+end
+return n
 """

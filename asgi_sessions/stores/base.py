@@ -266,6 +266,17 @@ class SessionStore(ABC):
         expiry (a clock running fast must not spare a live session); return how many
         were removed."""
 
+    async def repair_user_index(
+        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+    ) -> int:
+        """Bring a separately kept user index back in line with the records; return how
+        many entries were added or dropped.
+
+        A store that keeps the user in the record itself, as the SQL and memory stores
+        do, has no index to drift from it: 0. RedisStore keeps one (see its notes).
+        """
+        return 0
+
     # -- lifecycle -------------------------------------------------------------------
 
     @abstractmethod

@@ -5,6 +5,8 @@ Keys, under ``prefix`` (default ``session:``)::
     {prefix}s:<key>          HASH  data, user_id (absent for None), created_at, expires_at
                                    (microseconds since the epoch), version
     {prefix}u:<sha256(uid)>  ZSET  one member per session key; score = an expires_at (µs)
+    {prefix}m:{<tag>}        STRING "ok" while the indexes of the tag's cluster slot are
+                                   known complete (one ``{prefix}m:`` off a cluster)
 
 Why this shape, on one server and on a Redis Cluster alike:
 
@@ -23,7 +25,17 @@ Why this shape, on one server and on a Redis Cluster alike:
   record itself, so a stale entry is never returned.
 - An index score is when to look again. Cleanup checks the records of due entries and
   drops the dead ones or moves the score to the record's expiry, so extending a session
-  costs no index write; read, update and extend_lifetime each cost one round trip.
+  costs no index write; read, update and extend_lifetime each cost one round trip. An
+  entry is never removed on the strength of an earlier look (a record that changes
+  hands keeps its former owner's entry until it is due): a concurrent login of the same
+  record may have just written it again.
+- A cluster node that restarts empty, or a lagging replica promoted, loses the indexes
+  of its slots while records elsewhere still name their users. So each slot has a
+  completeness mark, lost with the slot's data and set only by a repair that rebuilt
+  every index from the records after it was placed (``repair_user_index``; cleanup runs
+  one whenever a mark is missing). Listing or revoking a user's sessions reads the index
+  and its slot's mark in one step; without the mark it also scans every record, so
+  "log out everywhere" never misses a session, only takes longer until the next repair.
 - Readers judge expiry by ``self.clock()``: scripts get "now" as an argument. Writes
   also refuse a record expired by the server's clock (``TIME`` inside the script). Each
   record gets a Redis TTL of ``expires_at - clock()`` plus ``cleanup_grace``, rounded up
@@ -38,18 +50,27 @@ The Lua scripts live in ``_redis_scripts``; clients, pools and error mapping in 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
+import secrets
+from binascii import crc_hqx
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar, Self, cast
 from urllib.parse import parse_qsl, urlsplit
+
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from asgi_sessions.stores import _redis_scripts as lua
 from asgi_sessions.stores._redis_client import Client, RedisConnection, each, eval_by_slot, scan
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
+    ProgressCallback,
     SessionRecord,
     SessionStore,
     checked_record,
@@ -62,6 +83,8 @@ from asgi_sessions.stores.base import (
 _DIGEST = re.compile(rb"[0-9a-f]{64}")
 _MS = timedelta(milliseconds=1)
 _PAGE_SIZE = 1000
+_COMPLETE = b"ok"
+log = logging.getLogger("asgi_sessions.stores.redis")
 
 
 def _digest(text: str | bytes) -> str:
@@ -71,6 +94,39 @@ def _digest(text: str | bytes) -> str:
 
 def _moment(micros: bytes) -> datetime:
     return from_microseconds(int(micros))
+
+
+@cache
+def _slot_tags() -> tuple[bytes, ...]:
+    """A two-byte hash tag for each cluster slot, so a mark can sit beside any index.
+
+    CRC16 maps the 65536 two-byte strings one to one onto its values, so every slot has
+    four; those holding ``}`` (which would end the tag) are passed over. About 20 ms,
+    once per process.
+    """
+    tags: dict[int, bytes] = {}
+    for number in range(1 << 16):
+        tag = number.to_bytes(2, "big")
+        if b"}" not in tag:
+            tags.setdefault(crc_hqx(tag, 0) % REDIS_CLUSTER_HASH_SLOTS, tag)
+    return tuple(tags[slot] for slot in range(REDIS_CLUSTER_HASH_SLOTS))
+
+
+def _pins_slot(prefix: str) -> bool:
+    """Whether ``prefix`` holds a hash tag, putting all the store's keys in one slot.
+
+    A ``{`` with no ``}`` after it, or ``{}``, would make Redis hash whole names and
+    swallow the tags the store appends, so such a prefix is refused.
+    """
+    start = prefix.find("{")
+    if start < 0:
+        return False
+    if prefix.find("}", start + 1) <= start + 1:
+        raise ValueError(
+            f"RedisStore prefix {prefix!r} opens a hash tag it does not close: use a tag"
+            " such as '{app}:' to keep every key in one cluster slot, or no braces"
+        )
+    return True
 
 
 class RedisStore(SessionStore):
@@ -110,6 +166,8 @@ class RedisStore(SessionStore):
         if url is not None and client is not None:
             raise TypeError("RedisStore takes a URL or a client, not both")
         self.prefix = prefix
+        self._one_slot = _pins_slot(prefix)
+        self._warned = False  # of an index not known complete: once per store
         self.timeout = max(connect_timeout, socket_timeout)
         self._redis = RedisConnection(
             url or "redis://localhost:6379/0",
@@ -149,6 +207,21 @@ class RedisStore(SessionStore):
 
     def _key_of(self, name: bytes) -> str:
         return name[len(self._records) :].decode()
+
+    def _mark(self, client: Client, index: bytes) -> bytes:
+        """The completeness mark of ``index``'s cluster slot: in the same slot, so one
+        script reads both."""
+        mark = f"{self.prefix}m:".encode()
+        if self._one_slot or not isinstance(client, RedisCluster):
+            return mark
+        return mark + b"{" + _slot_tags()[key_slot(index)] + b"}"
+
+    def _marks(self, client: Client) -> list[bytes]:
+        """Every completeness mark: one per cluster slot, or one in all."""
+        mark = f"{self.prefix}m:".encode()
+        if self._one_slot or not isinstance(client, RedisCluster):
+            return [mark]
+        return [mark + b"{" + tag + b"}" for tag in _slot_tags()]
 
     async def _scan(self, client: Client, kind: bytes, size: int) -> AsyncIterator[list[bytes]]:
         """This store's names of one ``kind`` (records or indexes), in batches from SCAN.
@@ -239,11 +312,7 @@ class RedisStore(SessionStore):
             if result == 1:  # the record changes hands: index it under its new user first
                 await self._link(client, record)
                 result = await script([name], [*args, "1", *fields])
-            if result == 0:
-                return False
-            if result not in (owner.encode(), b"-"):  # it left a user: unlink it there
-                await client.zrem(self._index_name(result[1:]), record.key)
-        return True
+        return bool(result == 2)
 
     async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
         now, version = to_microseconds(self.clock()), _optional(expected_version)
@@ -276,10 +345,11 @@ class RedisStore(SessionStore):
             async for indexes in self._scan(client, self._indexes, batch_size):
                 for index in indexes:
                     await self._sweep_index(client, index, limit, batch_size)
+            marks = await each(client, "GET", self._marks(client))
+            if any(mark != _COMPLETE for mark in marks):
+                await self._rebuild_index(client, batch_size, None)
 
-    async def _sweep_index(
-        self, client: Client, index: bytes, limit: int, batch_size: int
-    ) -> None:
+    async def _sweep_index(self, client: Client, index: bytes, limit: int, batch_size: int) -> None:
         """Check the records of one index's entries due by ``limit``; re-score the ones
         still held for this user, drop the rest."""
         owner = index[len(self._indexes) :].decode()
@@ -308,6 +378,75 @@ class RedisStore(SessionStore):
             if len(due) < batch_size:
                 return
 
+    async def repair_user_index(
+        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+    ) -> int:
+        """Index every record under its user, drop entries that point at nothing, and mark
+        the index complete; return how many entries were added or dropped.
+
+        Safe to run at any time and again: it only adds what a record proves, and drops
+        an entry only if, a full store timeout after it was seen dangling, it still is
+        and its score is unchanged (a login in progress writes its entry just before its
+        record). ``progress`` hears the number of records checked so far.
+        """
+        async with self._redis.use(gated=False) as client:
+            added = await self._rebuild_index(client, batch_size, progress)
+            dangling = await self._dangling_entries(client, batch_size)
+            if dangling:
+                await asyncio.sleep(self.timeout or 0)  # a write in flight lands
+                dangling = await self._dangling_entries(client, batch_size, among=dangling)
+            for index, pairs in dangling.items():
+                await client.register_script(lua.UNINDEX)([index], pairs)
+        return added + sum(len(pairs) // 2 for pairs in dangling.values())
+
+    async def _rebuild_index(
+        self, client: Client, batch_size: int, progress: ProgressCallback | None
+    ) -> int:
+        """Add every record naming a user to that user's index, between marking each
+        slot's index as being repaired and calling it complete; return entries added."""
+        repair, marks, added, checked = secrets.token_hex(8), self._marks(client), 0, 0
+        await eval_by_slot(client, lua.MARK_BEGIN, marks, repair)
+        async for names in self._scan(client, self._records, batch_size):
+            found = await each(client, "HMGET", names, "user_id", "expires_at")
+            pipe = client.pipeline(transaction=False)
+            for name, (user_id, expires) in zip(names, found, strict=True):
+                if user_id is not None and expires is not None:
+                    entry = {self._key_of(name): int(expires)}
+                    pipe.zadd(self._index_name(user_id), entry, nx=True)
+            added += sum(await pipe.execute())
+            checked += len(names)
+            if progress is not None:
+                progress(checked)
+        await eval_by_slot(client, lua.MARK_DONE, marks, repair)
+        return added
+
+    async def _dangling_entries(
+        self,
+        client: Client,
+        batch_size: int,
+        among: dict[bytes, list[Any]] | None = None,
+    ) -> dict[bytes, list[Any]]:
+        """Index entries whose record is gone or names another user, as UNINDEX's
+        member/score pairs per index; only those in ``among``, if given."""
+        entries: list[tuple[bytes, bytes, Any]] = []
+        if among is None:
+            async for indexes in self._scan(client, self._indexes, batch_size):
+                for index in indexes:
+                    async for member, score in client.zscan_iter(index, count=batch_size):
+                        entries.append((index, member, repr(score)))
+        else:
+            for index, pairs in among.items():
+                entries += [(index, pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
+        dangling: dict[bytes, list[Any]] = {}
+        for start in range(0, len(entries), batch_size):
+            page = entries[start : start + batch_size]
+            names = [self._record_name(member) for _, member, _ in page]
+            owners = await each(client, "HGET", names, "user_id")
+            for (index, member, score), owner in zip(page, owners, strict=True):
+                if owner is None or self._index_name(owner) != index:
+                    dangling.setdefault(index, []).extend((member, score))
+        return dangling
+
     async def clear(self) -> int:
         removed = 0
         async with self._redis.use() as client:
@@ -315,6 +454,7 @@ class RedisStore(SessionStore):
                 removed += await client.unlink(*names)
             async for names in self._scan(client, self._indexes, _PAGE_SIZE):
                 await client.unlink(*names)
+            await each(client, "UNLINK", self._marks(client))
         return removed
 
     async def count(self) -> int:
@@ -347,10 +487,33 @@ class RedisStore(SessionStore):
                     if (record := self._parse(self._key_of(name), fields, now)) is not None:
                         yield record
 
+    async def _user_keys(self, client: Client, user_id: str) -> list[bytes]:
+        """Keys of the records that may be the user's: the index's entries, and, while
+        the index's slot is not known complete, every record naming the user."""
+        index = self._index_name(user_id)
+        read = client.register_script(lua.INDEX_READ)
+        mark, members = await read([index, self._mark(client, index)])
+        if mark == _COMPLETE:
+            return cast(list[bytes], members)
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "RedisStore: the user index under %r is not known complete (never repaired,"
+                " or a node lost data), so this lookup scans every record; run"
+                " 'asgi-sessions repair' or let cleanup run to make it quick again",
+                self.prefix,
+            )
+        keys, mine = dict.fromkeys(cast(list[bytes], members)), user_id.encode()
+        async for names in self._scan(client, self._records, _PAGE_SIZE):
+            owners = await each(client, "HGET", names, "user_id")
+            for name, owner in zip(names, owners, strict=True):
+                if owner == mine:
+                    keys[name[len(self._records) :]] = None
+        return list(keys)
+
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
         async with self._redis.use() as client:
-            members = cast(list[bytes], await client.zrange(self._index_name(user_id), 0, -1))
-            keys = [member.decode() for member in members]
+            keys = [key.decode() for key in await self._user_keys(client, user_id)]
             found = await each(client, "HGETALL", [self._record_name(k) for k in keys])
         now = to_microseconds(self.clock())
         records = [self._parse(key, fields, now) for key, fields in zip(keys, found, strict=True)]
@@ -358,7 +521,8 @@ class RedisStore(SessionStore):
         return sorted(mine, key=lambda r: (r.created_at, r.key))
 
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        """Delete the user's records, live or expired, found through the index.
+        """Delete the user's records, live or expired, found through the index (and by a
+        scan while the index is not known complete).
 
         An entry leaves the index only if its record was the user's before the delete:
         an entry whose record was not (yet) the user's may belong to a login or a change
@@ -366,7 +530,7 @@ class RedisStore(SessionStore):
         """
         index = self._index_name(user_id)
         async with self._redis.use() as client:
-            members = cast(list[bytes], await client.zrange(index, 0, -1))
+            members = await self._user_keys(client, user_id)
             doomed = [member for member in members if member.decode() != keep]
             if not doomed:
                 return 0

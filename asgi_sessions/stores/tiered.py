@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from asgi_sessions.stores._tasks import uninterrupted
 from asgi_sessions.stores.base import (
     Clock,
+    ProgressCallback,
     SessionExists,
     SessionRecord,
     SessionStore,
@@ -214,6 +215,13 @@ class TieredStore(SessionStore):
         removed = await self.primary.destroy_user_sessions(user_id, keep=keep)
         await self.cache.destroy_user_sessions(user_id, keep=keep)
         return removed
+
+    async def repair_user_index(
+        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+    ) -> int:
+        """Repair the primary's user index, then the cache's."""
+        repaired = await self.primary.repair_user_index(batch_size=batch_size, progress=progress)
+        return repaired + await self.cache.repair_user_index(batch_size=batch_size)
 
     async def close(self) -> None:
         try:
