@@ -27,6 +27,10 @@ from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionSt
 __all__ = ["main"]
 
 PROG = "asgi-sessions"
+IP_SHOWN = 39
+"""Columns for a client address: a full IPv6 address fits."""
+DEVICE_SHOWN = 80
+"""Characters of a user agent ``sessions`` shows."""
 DEMO_STORE = "sqlite:///asgi-sessions-demo.db"
 KEY_SHOWN = 16
 """Characters of a key listed by ``sessions`` and accepted by ``revoke --keep``."""
@@ -153,9 +157,14 @@ async def sessions(args: argparse.Namespace) -> None:
     if not records:
         print(f"no live sessions for user {args.user!r}")
         return
-    print(f"{'KEY':<{KEY_SHOWN}}  {'CREATED':<23}  EXPIRES")
-    for record in records:
-        print(f"{record.key[:KEY_SHOWN]}  {_when(record.created_at)}  {_when(record.expires_at)}")
+    when = "{:<23}  "
+    heads = "".join(when.format(head) for head in ("CREATED", "EXPIRES", "SEEN"))
+    print(f"{'KEY':<{KEY_SHOWN}}  {heads}{'IP':<{IP_SHOWN}}  DEVICE")
+    for r in records:
+        seen = "-" if r.last_seen_at is None else _when(r.last_seen_at)
+        times = "".join(when.format(t) for t in (_when(r.created_at), _when(r.expires_at), seen))
+        device = (r.user_agent or "-")[:DEVICE_SHOWN]
+        print(f"{r.key[:KEY_SHOWN]}  {times}{r.ip or '-':<{IP_SHOWN}}  {device}")
 
 
 def _kept(records: list[SessionRecord], prefix: str, user_id: str) -> str:
@@ -415,7 +424,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command(
         "sessions",
         sessions,
-        "list a user's live sessions: key prefix, created, expires",
+        "list a user's live sessions: key prefix, created, expires, last seen, device",
         "sqlite:///sessions.db --user 42",
     )
     sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)

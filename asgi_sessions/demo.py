@@ -1,4 +1,5 @@
-"""A small Starlette app that shows sessions at work: log in, count visits, list and revoke.
+"""A small Starlette app that shows sessions at work: log in, count visits, see and sign
+out your devices.
 
 ``asgi-sessions demo`` serves it with uvicorn. It has no passwords: whoever types a
 name is that user, which is enough to watch sessions being made, listed and ended.
@@ -26,7 +27,7 @@ from asgi_sessions.stores.base import SessionStore
 __all__ = ["build_demo"]
 
 MAX_FORM_BYTES = 4096
-"""Largest form body the demo reads; its forms hold a name or a key."""
+"""Largest form body the demo reads; its forms hold a name or a device id."""
 
 MAX_NAME_LENGTH = 64
 
@@ -116,7 +117,7 @@ async def home(request: Request) -> Response:
         f"time{'s' if session['visits'] != 1 else ''} in this session.</p>"
         f'<p class="muted">Session started {_when(session.created_at)}, '
         f"expires {_when(session.expires_at)}.</p>"
-        '<p><a href="/sessions">Your sessions</a></p>'
+        '<p><a href="/devices">Your devices</a></p>'
         '<form method="post" action="/logout"><button>Log out</button></form>'
     )
     return _page(f"Hello {session.user_id}", body, session)
@@ -147,48 +148,61 @@ async def logout(request: Request, form: dict[str, str]) -> Response:
     return _see_other("/")
 
 
-async def sessions(request: Request) -> Response:
+async def devices(request: Request) -> Response:
+    """"Your devices": each live session of the user, with a button to end it."""
     session = _session(request)
     if session.user_id is None:
         return _see_other("/")
-    store: SessionStore = request.app.state.store
     rows = []
-    for record in await store.user_sessions(session.user_id):
-        if record.key == session.key:
-            action = "<strong>this session</strong>"
+    found = await session.devices()
+    for device in found:
+        if device.current:
+            action = "<strong>this device</strong>"
         else:
             action = (
-                '<form class="inline" method="post" action="/sessions/revoke">'
-                f'<input type="hidden" name="key" value="{html.escape(record.key)}">'
+                '<form class="inline" method="post" action="/devices/revoke">'
+                f'<input type="hidden" name="device" value="{html.escape(device.id)}">'
                 "<button>Revoke</button></form>"
             )
         rows.append(
-            f"<tr><td><code>{html.escape(record.key[:16])}</code></td>"
-            f"<td>{_when(record.created_at)}</td><td>{_when(record.expires_at)}</td>"
+            f"<tr><td>{html.escape(device.user_agent or 'unknown')}</td>"
+            f"<td>{html.escape(device.ip or '')}</td>"
+            f"<td>{_when(device.created_at)}</td><td>{_when(device.last_seen_at)}</td>"
             f"<td>{action}</td></tr>"
         )
+    others = (
+        '<form method="post" action="/devices/revoke-others">'
+        "<button>Log out other devices</button></form>"
+        if len(found) > 1
+        else ""
+    )
     body = (
-        "<table><tr><th>Session</th><th>Created</th><th>Expires</th><th></th></tr>"
-        f"{''.join(rows)}</table>"
+        "<table><tr><th>Device</th><th>Address</th><th>Signed in</th><th>Last seen</th>"
+        f"<th></th></tr>{''.join(rows)}</table>{others}"
         '<p><a href="/">Back</a></p>'
     )
-    return _page(f"Sessions of {session.user_id}", body, session)
+    return _page(f"Devices of {session.user_id}", body, session)
 
 
 async def revoke(request: Request, form: dict[str, str]) -> Response:
-    """End one of the current user's other sessions; keys of other users are ignored."""
+    """End one of the current user's sessions; an id that is not theirs ends nothing."""
     session = _session(request)
     if session.user_id is None:
         return _see_other("/")
-    store: SessionStore = request.app.state.store
-    key = form.get("key", "")
-    mine = {record.key for record in await store.user_sessions(session.user_id)}
-    if key in mine and key != session.key:
-        await store.destroy(key)
-        session.flash("Session revoked.")
+    if await session.revoke_device(form.get("device", "")):
+        session.flash("Device signed out.")
     else:
-        session.flash("No such session of yours.", "error")
-    return _see_other("/sessions")
+        session.flash("No such device of yours.", "error")
+    return _see_other("/devices")
+
+
+async def revoke_others(request: Request, form: dict[str, str]) -> Response:
+    session = _session(request)
+    if session.user_id is None:
+        return _see_other("/")
+    ended = await session.revoke_others()
+    session.flash(f"Signed out {ended} other device{'s' if ended != 1 else ''}.")
+    return _see_other("/devices")
 
 
 def build_demo(store: SessionStore, **options: Any) -> Starlette:
@@ -210,12 +224,13 @@ def build_demo(store: SessionStore, **options: Any) -> Starlette:
             Route("/", home),
             Route("/login", _form_post(login), methods=["POST"]),
             Route("/logout", _form_post(logout), methods=["POST"]),
-            Route("/sessions", sessions),
-            Route("/sessions/revoke", _form_post(revoke), methods=["POST"]),
+            Route("/devices", devices),
+            Route("/devices/revoke", _form_post(revoke), methods=["POST"]),
+            Route("/devices/revoke-others", _form_post(revoke_others), methods=["POST"]),
         ],
         lifespan=lifespan,
     )
-    app.state.store = store
     options.setdefault("cleanup_interval", 900)
+    options.setdefault("track_devices", True)
     app.add_middleware(SessionMiddleware, store=store, **options)
     return app

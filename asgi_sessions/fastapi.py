@@ -1,27 +1,33 @@
 """FastAPI dependencies: the session, the logged-in user, and the store for admin routes.
 
-    @app.get("/me")
-    async def me(user_id: UserIdDep, session: SessionDep): ...
+@app.get("/me")
+async def me(user_id: UserIdDep, session: SessionDep): ...
 """
 
 import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Request, Security, params
+from fastapi import APIRouter, Depends, HTTPException, Request, Security, params
 from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, ValidationError
 
+from asgi_sessions.devices import Device
 from asgi_sessions.session import Session, before_commit
 from asgi_sessions.stores.base import SessionStore
 
 __all__ = [
+    "DeviceOut",
+    "DevicesDep",
     "SessionDep",
     "SessionModel",
     "StoreDep",
     "UserIdDep",
+    "devices_router",
+    "get_devices",
     "get_session",
     "get_store",
     "require_user",
@@ -162,3 +168,62 @@ def _bound(model: type[M], key: str) -> Callable[..., Awaitable[M]]:
         return instance
 
     return bound
+
+
+async def get_devices(
+    session: Annotated[Session, Depends(get_session)],
+    _user: Annotated[str, Depends(require_user())],
+) -> list[Device]:
+    """The logged-in user's live sessions (see ``Session.devices``); 401 when anonymous."""
+    return await session.devices()
+
+
+DevicesDep = Annotated[list[Device], Depends(get_devices)]
+"""The logged-in user's devices, this one marked ``current``; 401 when anonymous."""
+
+
+class DeviceOut(BaseModel):
+    """A device as ``devices_router`` answers it: never the token or the stored key."""
+
+    id: str
+    current: bool
+    user_agent: str | None
+    ip: str | None
+    created_at: datetime
+    last_seen_at: datetime | None
+
+
+class Revoked(BaseModel):
+    """How many sessions a revoke ended."""
+
+    revoked: int
+
+
+def devices_router(session_cookie: str = "session") -> APIRouter:
+    """Routes for a "your devices" page, for the logged-in user (401 otherwise):
+
+    - ``GET /devices``: the devices, oldest first;
+    - ``POST /devices/{id}/revoke``: end one (404 if it is not the user's);
+    - ``POST /devices/revoke-others``: end all but this one.
+
+    Mount with ``app.include_router(devices_router(), prefix="/account")``; pass the
+    middleware's ``session_cookie`` if it is not ``"session"``.
+    """
+    router = APIRouter(dependencies=[Depends(require_user(session_cookie))], tags=["devices"])
+
+    @router.get("/devices", response_model=list[DeviceOut])
+    async def list_devices(session: SessionDep) -> list[DeviceOut]:
+        found = await session.devices()
+        return [DeviceOut.model_validate(d, from_attributes=True) for d in found]
+
+    @router.post("/devices/{id}/revoke", response_model=Revoked)
+    async def revoke_device(id: str, session: SessionDep) -> Revoked:
+        if not await session.revoke_device(id):
+            raise HTTPException(status_code=404, detail="No such device of yours")
+        return Revoked(revoked=1)
+
+    @router.post("/devices/revoke-others", response_model=Revoked)
+    async def revoke_others(session: SessionDep) -> Revoked:
+        return Revoked(revoked=await session.revoke_others())
+
+    return router

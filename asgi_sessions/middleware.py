@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_sessions import cleanup
 from asgi_sessions.cookies import CookiePolicy, SameSite, add_session_headers
+from asgi_sessions.devices import AddressMode, DeviceTracking
 from asgi_sessions.exceptions import InsecureConfiguration, SessionConflict, StoreUnavailable
 from asgi_sessions.lifetime import DEFAULT_TOUCH_INTERVAL, Duration, Lifetime, duration
 from asgi_sessions.persistence import DEFAULT_MAX_SIZE, ActiveSession, SessionSettings
@@ -52,6 +53,8 @@ class SessionMiddleware:
     | `serializer` | JSON | turns session data into bytes and back, exactly |
     | `generate_token` | 256 random bits | makes new tokens; checked for length and alphabet |
     | `encryption` | `None` | seal data at rest: `KeyRing({...})` or `TokenBound()` |
+    | `track_devices` | `False` | record each session's user agent, address and last-seen time |
+    | `device_address` | `"full"` | or `"truncated"` (IPv4 /24, IPv6 /48), or `"none"` |
     | `cleanup_interval` | `None` | sweep expired sessions this often during the lifespan |
     | `retry_after` | 5 | the Retry-After of a 503 answer, in seconds |
     | `autoload` | `True` | read before the app runs; `False`: on `await session.load()` |
@@ -80,6 +83,8 @@ class SessionMiddleware:
         serializer: Serializer | None = None,
         generate_token: TokenGenerator | None = None,
         encryption: Sealer | None = None,
+        track_devices: bool = False,
+        device_address: AddressMode = "full",
         cleanup_interval: Duration | None = None,
         retry_after: int = 5,
         autoload: bool = True,
@@ -101,7 +106,13 @@ class SessionMiddleware:
             browser_cookie=max_age is None,
         )
         self.settings = SessionSettings(
-            store, lifetime, serializer or JSONSerializer(), max_size, generate_token, encryption
+            store,
+            lifetime,
+            serializer or JSONSerializer(),
+            max_size,
+            generate_token,
+            encryption,
+            DeviceTracking(track_devices, device_address),
         )
         self.cookie = CookiePolicy(
             session_cookie, path, domain, same_site, https_only, partitioned, host_prefix
@@ -190,7 +201,7 @@ class SessionMiddleware:
     async def _start(self, scope: Scope, token: str | None) -> ActiveSession | None:
         """Put the request's session in the scope, read now unless ``autoload=False``;
         None, and a stand-in that answers 503 when used, if the store is down."""
-        active = ActiveSession(self.settings, token)
+        active = ActiveSession(self.settings, token, self.settings.devices.client(scope))
         scope["session"] = active.session
         scope["session_store"] = self.store
         if self.autoload and token is not None:
@@ -273,4 +284,3 @@ def find_middleware(target: Any) -> SessionMiddleware:
         f"no SessionMiddleware found in {type(target).__name__}: pass the app you added "
         "SessionMiddleware to, or the middleware itself"
     )
-

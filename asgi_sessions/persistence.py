@@ -29,6 +29,14 @@ from typing import Any, NamedTuple
 import anyio
 
 from asgi_sessions import merge, tokens
+from asgi_sessions.devices import (
+    Client,
+    Device,
+    DeviceTracking,
+    device_id,
+    list_devices,
+    revoke_device,
+)
 from asgi_sessions.exceptions import (
     CorruptSession,
     SessionConflict,
@@ -75,6 +83,7 @@ class Created(NamedTuple):
     record: SessionRecord
     plain: bytes
 
+
 _Step = Callable[[SessionRecord, dict[str, Any], str | None], Awaitable[bool]]
 """A compare-and-set on a record, given the data and user it should end up with."""
 
@@ -118,6 +127,7 @@ class SessionSettings:
     max_size: int = DEFAULT_MAX_SIZE
     generate_token: tokens.TokenGenerator | None = None
     sealer: Sealer | None = None
+    devices: DeviceTracking = field(default_factory=DeviceTracking)
     turns: _Turns = field(default_factory=_Turns, repr=False)
 
     def new_token(self) -> str:
@@ -167,11 +177,15 @@ class SessionSettings:
         return data
 
     async def create(
-        self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
+        self,
+        data: Mapping[str, Any],
+        user_id: str | None,
+        created_at: datetime,
+        client: Client | None = None,
     ) -> Created | None:
-        """Store a new record under a fresh token; return the token, the record and the
-        serialized data, or None when the data's own expiry is already over (nothing is
-        stored)."""
+        """Store a new record under a fresh token, stamped by ``client`` if given; return
+        the token, the record and the serialized data, or None when the data's own expiry
+        is already over (nothing is stored)."""
         raw = self.encode(data)
         now = self.store.clock()
         expires_at = self.lifetime.expires_at(created_at, now, data.get(EXPIRY_KEY))
@@ -182,14 +196,15 @@ class SessionSettings:
             key = tokens.key_for(token)
             stored = self.sealed(raw, key, token)
             record = SessionRecord(key, stored, user_id, created_at, expires_at)
+            if client is not None:
+                record = client.stamp(record, now)
             try:
                 await self.store.create(record)
             except SessionExists:
                 continue
             return Created(token, record, raw)
         raise SessionExists(
-            f"{_NEW_TOKEN_ATTEMPTS} new session tokens in a row were taken; "
-            "check generate_token"
+            f"{_NEW_TOKEN_ATTEMPTS} new session tokens in a row were taken; check generate_token"
         )
 
 
@@ -202,6 +217,7 @@ class ActiveSession:
         "_hooks",
         "_plain",
         "_unsent",
+        "client",
         "record",
         "session",
         "settings",
@@ -209,10 +225,17 @@ class ActiveSession:
         "unread_token",
     )
 
-    def __init__(self, settings: SessionSettings, token: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: SessionSettings,
+        token: str | None = None,
+        client: Client | None = None,
+    ) -> None:
         self.settings = settings
         self.unread_token = token
         """A well-formed cookie token whose record has not been read yet."""
+        self.client = client
+        """The request's client, stamped on every write; None when devices are not tracked."""
         self.token: str | None = None
         """The token that names ``record``; None while nothing is stored."""
         self.record: SessionRecord | None = None
@@ -283,6 +306,38 @@ class ActiveSession:
         self.token = self.record = None
         self._plain = b""
         self._show({}, None)
+
+    # -- the user's devices -------------------------------------------------------------
+
+    async def devices(self) -> list[Device]:
+        """The session's user's live sessions, this one marked current; [] if anonymous."""
+        user_id = self.session.user_id
+        if user_id is None:
+            return []
+        current = None if self.record is None else self.record.key
+        async with self._deadline():
+            return await list_devices(self.settings.store, user_id, current)
+
+    async def revoke_device(self, id: str) -> bool:
+        """End one of the user's sessions by its device id (this one: at commit, as
+        ``destroy()``); False, ending nothing, if the id is none of theirs."""
+        user_id = self.session.user_id
+        if user_id is None:
+            return False
+        if self.record is not None and device_id(self.record.key) == id:
+            self.session.destroy()
+            return True
+        async with self._deadline():
+            return await revoke_device(self.settings.store, user_id, id)
+
+    async def revoke_others(self) -> int:
+        """End every session of the user but this one; return how many were ended."""
+        user_id = self.session.user_id
+        if user_id is None:
+            return 0
+        keep = None if self.record is None else self.record.key
+        async with self._deadline():
+            return await self.settings.store.destroy_user_sessions(user_id, keep=keep)
 
     # -- committing --------------------------------------------------------------------
 
@@ -355,7 +410,7 @@ class ActiveSession:
         self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
     ) -> CookieUpdate | None:
         """Create: store the data as a new record under a fresh token."""
-        made = await self.settings.create(data, user_id, created_at)
+        made = await self.settings.create(data, user_id, created_at, self.client)
         if made is None:
             return None
         self.token, self.record, self._plain = made
@@ -403,6 +458,8 @@ class ActiveSession:
             plain = raw if record is loaded else self.settings.encode(data)
             stored = self.settings.sealed(plain, record.key, token)
             new = dataclasses.replace(record, data=stored, user_id=user, expires_at=expires_at)
+            if self.client is not None:
+                new = self.client.stamp(new, store.clock())
             if not await store.update(new, expected_version=record.version):
                 return False
             self.record = dataclasses.replace(new, version=record.version + 1)
@@ -469,12 +526,16 @@ class ActiveSession:
 
     async def _slide(self, record: SessionRecord, expires_at: datetime) -> CookieUpdate | None:
         """Move the expiry of an unchanged session, only at the version it was loaded."""
-        moved = await self.settings.store.extend_lifetime(
-            record.key, expires_at, expected_version=record.version
+        store = self.settings.store
+        seen = None if self.client is None else store.clock()
+        moved = await store.extend_lifetime(
+            record.key, expires_at, expected_version=record.version, seen_at=seen
         )
         if not moved:  # ended or changed meanwhile: whoever did it told the client
             return None
         self.record = dataclasses.replace(record, expires_at=expires_at)
+        if seen is not None:
+            self.record = dataclasses.replace(self.record, last_seen_at=seen)
         return self._cookie(self.record, self.session)
 
     def _cookie(self, record: SessionRecord, data: Mapping[str, Any]) -> CookieUpdate:

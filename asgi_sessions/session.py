@@ -17,6 +17,7 @@ from asgi_sessions.exceptions import SessionNotLoaded, StoreUnavailable
 from asgi_sessions.lifetime import ALREADY_OVER, EXPIRY_KEY, is_browser_session, own_expiry
 
 if TYPE_CHECKING:
+    from asgi_sessions.devices import Device
     from asgi_sessions.stores.base import SessionRecord
 
 __all__ = [
@@ -59,6 +60,12 @@ class SessionHandle(Protocol):
     async def reload(self) -> None: ...
 
     def before_commit(self, hook: Callable[[], None]) -> None: ...
+
+    async def devices(self) -> list[Device]: ...
+
+    async def revoke_device(self, id: str) -> bool: ...
+
+    async def revoke_others(self) -> int: ...
 
 
 def checked_user_id(value: object) -> str | None:
@@ -209,6 +216,22 @@ class Session(dict[str, Any]):
         a pending regenerate or destroy."""
         await self._require_handle().reload()
 
+    async def devices(self) -> list[Device]:
+        """The current user's live sessions, oldest first, each with an ``id`` safe to
+        show, ``current``, ``user_agent``, ``ip``, ``created_at`` and ``last_seen_at``
+        (recorded with ``SessionMiddleware(track_devices=True)``); [] when anonymous."""
+        return await self._require_handle().devices()
+
+    async def revoke_device(self, id: str) -> bool:
+        """End one of the current user's sessions by its device ``id``; False, ending
+        nothing, for an id that is not theirs. This session's own id logs it out."""
+        return await self._require_handle().revoke_device(id)
+
+    async def revoke_others(self) -> int:
+        """End every session of the current user but this one ("log out other devices");
+        return how many were ended."""
+        return await self._require_handle().revoke_others()
+
     def _require_handle(self) -> SessionHandle:
         if self._handle is None:
             raise RuntimeError("this Session was not loaded by SessionMiddleware")
@@ -246,6 +269,7 @@ class UnloadedSession(Session):
     get = keys = values = items = pop = popitem = setdefault = update = clear = _not_loaded
     copy = __or__ = __ior__ = __eq__ = __ne__ = __reversed__ = _not_loaded
     regenerate = destroy = set_expiry = flash = pop_flashes = _not_loaded
+    devices = revoke_device = revoke_others = _not_loaded
     __hash__ = None  # type: ignore[assignment]
 
     @property

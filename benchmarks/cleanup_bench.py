@@ -24,7 +24,7 @@ from asgi_sessions.stores.sqlite import SQLiteStore
 from asgi_sessions.tokens import key_for
 from benchmarks.apps import our_store
 from benchmarks.latency import read_for, read_until, summary_ms
-from benchmarks.settings import Env
+from benchmarks.settings import ROW_COLUMNS, Env
 
 READERS = 4
 BATCH_SIZE = 1000
@@ -49,7 +49,7 @@ def _fill_sqlite(path: str, table: str, rows: int) -> None:
     try:
         with connection:
             connection.executemany(
-                f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?, ?)',
+                f'INSERT INTO "{table}" ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)',
                 _sqlite_rows(rows, created, expires),
             )
     finally:

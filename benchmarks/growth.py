@@ -29,7 +29,7 @@ from asgi_sessions.tokens import key_for
 from benchmarks import load
 from benchmarks.apps import LIFETIME, our_store, scope_session, session_routes
 from benchmarks.latency import percentile
-from benchmarks.settings import Env
+from benchmarks.settings import ROW_COLUMNS, Env
 
 DATA = b'{"counter":1}'
 CHUNK = 5000
@@ -72,7 +72,7 @@ def _fill_sqlite(store: SQLiteStore, start: int, stop: int) -> None:
     try:
         with connection:
             connection.executemany(
-                f'INSERT INTO "{store.table_name}" VALUES (?, ?, ?, ?, ?, ?)',
+                f'INSERT INTO "{store.table_name}" ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)',
                 _sqlite_rows(start, stop),
             )
     finally:

@@ -23,9 +23,7 @@ import asyncpg
 
 from asgi_sessions import create_store
 
-POSTGRES = os.environ.get(
-    "ASGI_SESSIONS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES = os.environ.get("ASGI_SESSIONS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 HOUR_US = 3_600_000_000
 
 
@@ -43,7 +41,8 @@ def seed_sqlite(path: Path, rows: int, *, expired: bool) -> None:
     with sqlite3.connect(path) as db:
         db.execute(
             "WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n"
-            " WHERE value < ?) INSERT INTO sessions SELECT printf('%064x', value),"
+            " WHERE value < ?) INSERT INTO sessions (key, data, user_id, created_at, expires_at,"
+            " version) SELECT printf('%064x', value),"
             " CAST('{\"n\":1}' AS BLOB), 'user' || (value % 1000), ?, ?, 1 FROM n",
             (rows, now_us() - HOUR_US, expires),
         )
@@ -53,7 +52,7 @@ async def seed_postgres(table: str, rows: int, *, expired: bool) -> None:
     connection = await asyncpg.connect(POSTGRES)
     offset = "- interval '1 hour'" if expired else "+ interval '1 hour'"
     await connection.execute(
-        f'INSERT INTO "{table}" SELECT lpad(to_hex(i), 64, \'0\'), \'{{"n":1}}\'::bytea,'
+        f"INSERT INTO \"{table}\" SELECT lpad(to_hex(i), 64, '0'), '{{\"n\":1}}'::bytea,"
         f" 'user' || (i % 1000), now() - interval '1 hour', now() {offset}, 1"
         f" FROM generate_series(1, {rows}) AS i"
     )

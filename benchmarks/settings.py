@@ -95,3 +95,8 @@ class Env:
     def namespace(self, label: str) -> str:
         """A table name or key prefix no one else uses: ``bench_<run>_<label>``."""
         return f"bench_{self.run_id}_{label.replace('-', '_')}"
+
+
+ROW_COLUMNS = "key, data, user_id, created_at, expires_at, version"
+"""The columns the benchmarks fill when they write session rows directly (the device
+columns stay NULL, as for an untracked session)."""

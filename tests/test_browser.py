@@ -2,8 +2,9 @@
 
 The demo runs as ``asgi-sessions demo`` in its own process on a SQLite file, as a
 user would start it; the browser logs in, reloads, outlives a server restart, signs
-in from a second profile, revokes it, logs out and presses Back. A failure leaves
-screenshots in ``tests/artifacts/``; a pass leaves ``tests/artifacts/demo.png``.
+in from a second profile, signs that device out from "Your devices", logs out and
+presses Back. A failure leaves screenshots in ``tests/artifacts/``; a pass leaves
+``tests/artifacts/demo.png``.
 """
 
 from __future__ import annotations
@@ -147,14 +148,16 @@ async def test_demo_in_a_browser_logs_in_survives_a_restart_revokes_and_logs_out
             await log_in(phone, "alice")
             assert "Hello alice" in await phone.content()
             for page in (phone, laptop):
-                await page.get_by_role("link", name="Your sessions").click()
+                await page.get_by_role("link", name="Your devices").click()
                 await page.wait_for_load_state()
-                await expect(page.locator("tr")).to_have_count(3)  # a header and two sessions
-                await expect(page.get_by_text("this session")).to_have_count(1)
+                await expect(page.locator("tr")).to_have_count(3)  # a header and two devices
+                await expect(page.get_by_text("this device")).to_have_count(1)
+                await expect(page.get_by_text("HeadlessChrome").first).to_be_visible()
+                await expect(page.get_by_text("127.0.0.1").first).to_be_visible()
 
             await laptop.get_by_role("button", name="Revoke").click()
             await laptop.wait_for_load_state()
-            assert "Session revoked." in await laptop.content()
+            assert "Device signed out." in await laptop.content()
             await expect(laptop.locator("tr")).to_have_count(2)
 
             await phone.reload()
@@ -166,8 +169,8 @@ async def test_demo_in_a_browser_logs_in_survives_a_restart_revokes_and_logs_out
             await laptop.wait_for_load_state()
             assert "You are logged out." in await laptop.content()
             # Back to the home page (same URL as now: only the back/forward cache could
-            # show the old one), then to the sessions page (the HTTP cache could too).
-            for private_page in ("home", "sessions"):
+            # show the old one), then to the devices page (the HTTP cache could too).
+            for private_page in ("home", "devices"):
                 shown = await press_back(laptop)
                 assert "alice" not in shown, f"Back showed the {private_page} page after logout"
                 assert "viewed this page" not in shown

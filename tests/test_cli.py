@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from asgi_sessions import create_session, tokens
 from asgi_sessions.cli import main
 from asgi_sessions.demo import build_demo
+from asgi_sessions.devices import device_id
 from asgi_sessions.stores import SQLiteStore, create_store
 from asgi_sessions.stores.base import SessionRecord
 from asgi_sessions.testing.app import build_app
@@ -198,12 +199,32 @@ async def test_sessions_lists_key_prefixes_and_never_a_token(
 
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["KEY", "CREATED", "EXPIRES"]
+    assert lines[0].split() == ["KEY", "CREATED", "EXPIRES", "SEEN", "IP", "DEVICE"]
     assert [line[:16] for line in lines[1:]] == [tokens.key_for(t)[:16] for t in handed_out]
     for token in handed_out:
         assert token not in out
         assert tokens.key_for(token) not in out  # a prefix, not the whole key
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[1])
+
+
+async def test_sessions_shows_each_device_and_a_dash_where_none_was_recorded(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) " + "x" * 200
+    phone = dataclasses.replace(
+        make_record("phone", "alice"), user_agent=agent, ip="198.51.100.0", last_seen_at=seen
+    )
+    await put(source, phone, make_record("laptop", "alice"))
+
+    assert await cli("sessions", source, "--user", "alice") == 0
+
+    rows = {line[:16]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    shown = rows[phone.key[:16]]
+    assert "2031-05-06 07:08:09 UTC" in shown and "198.51.100.0" in shown
+    assert shown.endswith(agent[:80])
+    laptop = rows[make_record("laptop").key[:16]].split()
+    assert laptop[-3:] == ["-", "-", "-"]
 
 
 async def test_sessions_of_a_user_without_any_says_so(
@@ -629,8 +650,8 @@ def visits(page: httpx.Response) -> int:
     return int(found.group(1))
 
 
-def revocable_keys(page: httpx.Response) -> list[str]:
-    return re.findall(r'name="key" value="([0-9a-f]{64})"', page.text)
+def revocable_devices(page: httpx.Response) -> list[str]:
+    return re.findall(r'name="device" value="([0-9a-f]{24})"', page.text)
 
 
 @pytest.fixture
@@ -651,16 +672,18 @@ async def test_demo_logs_in_counts_lists_revokes_survives_restart_and_logs_out(
         assert visits(await laptop.get("/")) == 2
 
         async with browser(build_demo(store)) as phone:
+            phone.headers["user-agent"] = "PhoneBrowser/3.1"
             await phone.post("/login", data={"name": "alice"})
-            listing = await laptop.get("/sessions")
+            listing = await laptop.get("/devices")
             assert listing.text.count("<tr><td>") == 2
-            assert listing.text.count("this session") == 1
+            assert listing.text.count("this device") == 1
+            assert "PhoneBrowser/3.1" in listing.text and "127.0.0.1" in listing.text
             assert listing.headers["cache-control"] == "no-store"
-            [phone_key] = revocable_keys(listing)
+            [phone_device] = revocable_devices(listing)
 
-            after = await laptop.post("/sessions/revoke", data={"key": phone_key})
-            assert "Session revoked." in after.text
-            assert revocable_keys(after) == []
+            after = await laptop.post("/devices/revoke", data={"device": phone_device})
+            assert "Device signed out." in after.text
+            assert revocable_devices(after) == []
             assert "Log in" in (await phone.get("/")).text
         await store.close()
 
@@ -681,15 +704,28 @@ async def test_demo_logs_in_counts_lists_revokes_survives_restart_and_logs_out(
         assert "Log in" in page.text
 
 
-async def test_demo_revokes_only_sessions_of_the_current_user(demo_db: Path) -> None:
+async def test_demo_revokes_only_devices_of_the_current_user(demo_db: Path) -> None:
     async with SQLiteStore(demo_db) as store, browser(build_demo(store)) as mallory:
         bobs = await create_session(store, user_id="bob")
         await mallory.post("/login", data={"name": "mallory"})
 
-        page = await mallory.post("/sessions/revoke", data={"key": tokens.key_for(bobs)})
+        bobs_device = device_id(tokens.key_for(bobs))
+        page = await mallory.post("/devices/revoke", data={"device": bobs_device})
 
-        assert "No such session of yours." in page.text
+        assert "No such device of yours." in page.text
         assert await store.read(tokens.key_for(bobs)) is not None
+
+
+async def test_demo_logs_out_the_other_devices_and_keeps_this_one(demo_db: Path) -> None:
+    async with SQLiteStore(demo_db) as store, browser(build_demo(store)) as laptop:
+        await laptop.post("/login", data={"name": "alice"})
+        for _ in range(2):
+            async with browser(build_demo(store)) as other:
+                await other.post("/login", data={"name": "alice"})
+        page = await laptop.post("/devices/revoke-others")
+        assert "Signed out 2 other devices." in page.text
+        assert page.text.count("<tr><td>") == 1
+        assert "Log out other devices" not in page.text
 
 
 async def test_demo_escapes_names_and_refuses_cross_site_forms(demo_db: Path) -> None:

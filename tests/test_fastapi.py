@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from asgi_sessions import SessionMiddleware, create_store
-from asgi_sessions.fastapi import SessionDep, UserIdDep, require_user
+from asgi_sessions.fastapi import SessionDep, UserIdDep, devices_router, require_user
 from asgi_sessions.stores import MemoryStore, SQLiteStore
 from asgi_sessions.testing import RecordingStore
 from examples.fastapi_app import create_app
@@ -184,3 +184,40 @@ def test_a_cookie_name_openapi_cannot_take_is_made_a_valid_scheme_name() -> None
 
     [(name, scheme)] = app.openapi()["components"]["securitySchemes"].items()
     assert (name, scheme["name"]) == ("__Host-my_session", "__Host-my session")
+
+
+def devices_app(store: MemoryStore) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, store=store, track_devices=True)
+    app.include_router(devices_router(), prefix="/account")
+
+    @app.post("/login/{user}")
+    async def login(user: str, session: SessionDep) -> dict[str, bool]:
+        session.regenerate()
+        session.user_id = user
+        return {"ok": True}
+
+    return app
+
+
+async def test_the_devices_router_lists_revokes_one_and_revokes_the_others() -> None:
+    app = devices_app(MemoryStore())
+    async with client_for(app) as laptop, client_for(app) as phone, client_for(app) as tv:
+        assert (await laptop.get("/account/devices")).status_code == 401
+        for client, agent in ((laptop, "Laptop/1"), (phone, "Phone/1"), (tv, "TV/1")):
+            client.headers["user-agent"] = agent
+            await client.post("/login/ann")
+        listed = (await laptop.get("/account/devices")).json()
+        assert sorted((d["user_agent"], d["current"]) for d in listed) == [
+            ("Laptop/1", True),
+            ("Phone/1", False),
+            ("TV/1", False),
+        ]
+        assert {d["ip"] for d in listed} == {"127.0.0.1"}
+        phone_id = next(d["id"] for d in listed if d["user_agent"] == "Phone/1")
+        assert (await laptop.post(f"/account/devices/{phone_id}/revoke")).json() == {"revoked": 1}
+        assert (await laptop.post(f"/account/devices/{phone_id}/revoke")).status_code == 404
+        assert (await phone.get("/account/devices")).status_code == 401
+        assert (await laptop.post("/account/devices/revoke-others")).json() == {"revoked": 1}
+        assert (await tv.get("/account/devices")).status_code == 401
+        assert [d["current"] for d in (await laptop.get("/account/devices")).json()] == [True]

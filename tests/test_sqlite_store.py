@@ -264,7 +264,8 @@ async def test_cleanup_deletes_in_batches_while_reads_go_on(
     expired_at = (clock.now - store.cleanup_grace).timestamp() * 1_000_000
     with closing(sqlite3.connect(db_path)) as connection, connection:
         connection.executemany(
-            "INSERT INTO sessions VALUES (?, x'00', NULL, 0, ?, 1)",
+            "INSERT INTO sessions (key, data, user_id, created_at, expires_at, version)"
+            " VALUES (?, x'00', NULL, 0, ?, 1)",
             ((f"{n:064x}", int(expired_at)) for n in range(25_000)),
         )
     totals: list[int] = []

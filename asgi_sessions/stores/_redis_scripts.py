@@ -15,7 +15,6 @@ __all__ = [
     "DROP_EXPIRED",
     "DROP_OWNED",
     "EXTEND",
-    "INDEX_READ",
     "MARK_BEGIN",
     "MARK_DONE",
     "UNINDEX",
@@ -49,6 +48,7 @@ if not cur[1] or tonumber(cur[1]) <= now or cur[2] ~= ARGV[3] then return 0 end
 local owner = cur[3] and ('=' .. cur[3]) or '-'
 if owner ~= ARGV[4] and ARGV[4] ~= '-' and ARGV[5] == '0' then return 1 end
 if ARGV[4] == '-' then redis.call('HDEL', KEYS[1], 'user_id') end
+redis.call('HDEL', KEYS[1], 'user_agent', 'ip', 'last_seen_at')
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -56,8 +56,8 @@ return 2
 """
 )
 
-# KEYS[1] record; ARGV now, ttl ms, new expires_at, expected version ('' for any).
-# Moves a live record's expiry only; 1 if it moved, else 0.
+# KEYS[1] record; ARGV now, ttl ms, new expires_at, expected version ('' for any), when
+# it was seen ('' to leave last_seen_at). Moves a live record's expiry; 1 if it moved.
 EXTEND = (
     _WRITE_NOW
     + """
@@ -65,6 +65,7 @@ local cur = redis.call('HMGET', KEYS[1], 'expires_at', 'version')
 if not cur[1] or tonumber(cur[1]) <= now then return 0 end
 if ARGV[4] ~= '' and cur[2] ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[5]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
@@ -116,11 +117,6 @@ for i = 1, #ARGV, 2 do
   end
 end
 return 0
-"""
-
-# KEYS[1] an index, KEYS[2] the completeness mark of its slot. {the mark or '', members}.
-INDEX_READ = """
-return {redis.call('GET', KEYS[2]) or '', redis.call('ZRANGE', KEYS[1], 0, -1)}
 """
 
 # KEYS: completeness marks of one slot; ARGV[1] a repair's id. A mark not 'ok' now names

@@ -12,9 +12,9 @@ from typing import Any, Protocol, TypeVar
 
 from asgi_sessions.stores.base import SessionRecord
 
-__all__ = ["COLUMNS", "Row", "by_pages", "checked_identifier", "to_record"]
+__all__ = ["COLUMNS", "DEVICE_COLUMNS", "Row", "by_pages", "checked_identifier", "to_record"]
 
-COLUMNS = "key, data, user_id, created_at, expires_at, version"
+COLUMNS = "key, data, user_id, created_at, expires_at, version, user_agent, ip, last_seen_at"
 """A session row's columns, in the order ``SessionRecord`` takes its fields."""
 
 
@@ -52,10 +52,23 @@ def _as_is(moment: Any) -> datetime:
 
 def to_record(row: Row, moment: Callable[[Any], datetime] = _as_is) -> SessionRecord:
     """A record from a row of ``COLUMNS``; ``moment`` reads a stored time as a datetime."""
-    key, data, user_id, created_at, expires_at, version = row
+    key, data, user_id, created_at, expires_at, version, user_agent, ip, last_seen_at = row
     return SessionRecord(
-        key, bytes(data), user_id, moment(created_at), moment(expires_at), int(version)
+        key,
+        bytes(data),
+        user_id,
+        moment(created_at),
+        moment(expires_at),
+        int(version),
+        user_agent,
+        ip,
+        None if last_seen_at is None else moment(last_seen_at),
     )
+
+
+DEVICE_COLUMNS = (("user_agent", "text"), ("ip", "text"), ("last_seen_at", "time"))
+"""The columns a table made before devices were tracked lacks, with their kind: a store
+adds each that is missing, as its own SQL type, when it prepares its table."""
 
 
 async def by_pages(

@@ -26,6 +26,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from asgi_sessions.stores.base import MAX_DEVICE_TEXT
+
 __all__ = ["MYSQL", "server_micros", "session_table"]
 
 MYSQL = ("mysql", "mariadb")
@@ -118,6 +120,9 @@ def session_table(
         Column("created_at", BigInteger, nullable=False),
         Column("expires_at", BigInteger, nullable=False),
         Column("version", BigInteger, nullable=False),
+        Column("user_agent", _Text(4 * MAX_DEVICE_TEXT)),
+        Column("ip", _Text(4 * MAX_DEVICE_TEXT)),
+        Column("last_seen_at", BigInteger),
         Index(_index_name(table_name, "expires_at"), "expires_at"),
         Index(_index_name(table_name, "user_id"), "user_id", "created_at"),
         schema=schema,

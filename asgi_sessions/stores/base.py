@@ -25,6 +25,7 @@ from asgi_sessions.exceptions import SessionExists, StoreUnavailable
 
 __all__ = [
     "CONTRACT",
+    "MAX_DEVICE_TEXT",
     "MAX_VERSION",
     "Clock",
     "ProgressCallback",
@@ -69,6 +70,9 @@ def key_taken(key: str) -> SessionExists:
     return SessionExists(f"a live session with key {key[:12]}... already exists")
 
 
+MAX_DEVICE_TEXT = 512
+"""The most characters a record's ``user_agent`` or ``ip`` may hold."""
+
 MAX_VERSION = 2**63 - 2
 """The highest version a record may hold: one more update still fits a signed 64-bit integer."""
 
@@ -89,6 +93,13 @@ class SessionRecord:
     """When the record stops existing for readers (aware UTC)."""
     version: int = 1
     """Bumped by every successful update; the compare-and-set token."""
+    user_agent: str | None = None
+    """The client's User-Agent, if the app tracks devices; kept beside the data, so a
+    "your devices" list needs no decoding of it."""
+    ip: str | None = None
+    """The client's address (or a truncated form of it), if the app tracks devices."""
+    last_seen_at: datetime | None = None
+    """When the session last made a write or a slide (aware UTC), if the app tracks devices."""
 
 
 def checked_record(record: SessionRecord, *, expected_version: int | None = None) -> SessionRecord:
@@ -105,6 +116,14 @@ def checked_record(record: SessionRecord, *, expected_version: int | None = None
             raise ValueError(
                 f"{field}={moment!r} has no time zone; stores keep aware datetimes, e.g."
                 " datetime.now(UTC)"
+            )
+    if record.last_seen_at is not None and record.last_seen_at.utcoffset() is None:
+        raise ValueError(f"last_seen_at={record.last_seen_at!r} has no time zone")
+    for field, text in (("user_agent", record.user_agent), ("ip", record.ip)):
+        if text is not None and (len(text) > MAX_DEVICE_TEXT or not text.isprintable()):
+            raise ValueError(
+                f"{field} must be printable text of at most {MAX_DEVICE_TEXT} characters;"
+                " the middleware truncates and cleans what clients send"
             )
     version = record.version if expected_version is None else expected_version
     if not -(2**63) <= version <= MAX_VERSION:
@@ -171,7 +190,8 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
-        """Replace data, user_id and expires_at if the stored version is ``expected_version``.
+        """Replace data, user_id, expires_at and the device fields (user_agent, ip,
+        last_seen_at) if the stored version is ``expected_version``.
 
         On success the stored version becomes ``expected_version + 1`` and True is
         returned. False if the record changed since, expired, or is gone; an update
@@ -189,13 +209,19 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
         """Set a live record's ``expires_at`` without touching its data or version.
 
         With ``expected_version``, only if its stored version is that one, so a slide
-        never undoes a concurrent update. True if the expiry moved; False if the record
-        is gone, expired or changed.
+        never undoes a concurrent update. With ``seen_at``, also set ``last_seen_at`` to
+        it (the middleware passes it only when tracking devices). True if the expiry
+        moved; False if the record is gone, expired or changed.
         """
 
     # -- many records ----------------------------------------------------------------

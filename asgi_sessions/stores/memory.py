@@ -63,11 +63,7 @@ class MemoryStore(SessionStore):
         if current is None or current.version != expected_version:
             return False
         self._records[record.key] = dataclasses.replace(
-            current,
-            data=record.data,
-            user_id=record.user_id,
-            expires_at=record.expires_at,
-            version=expected_version + 1,
+            record, created_at=current.created_at, version=expected_version + 1
         )
         return True
 
@@ -81,12 +77,18 @@ class MemoryStore(SessionStore):
         return current is not None
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
         current = self._live(key, writing=True)
         if current is None or expected_version not in (None, current.version):
             return False
-        self._records[key] = dataclasses.replace(current, expires_at=expires_at)
+        seen = current.last_seen_at if seen_at is None else seen_at
+        self._records[key] = dataclasses.replace(current, expires_at=expires_at, last_seen_at=seen)
         return True
 
     async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:

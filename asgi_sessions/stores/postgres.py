@@ -18,7 +18,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from asgi_sessions.stores._asyncpg import PostgresConnections
-from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
+from asgi_sessions.stores._sql import (
+    COLUMNS,
+    DEVICE_COLUMNS,
+    by_pages,
+    checked_identifier,
+    to_record,
+)
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -40,7 +46,10 @@ CREATE TABLE {table} (
     user_id TEXT,
     created_at TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL,
-    version BIGINT NOT NULL
+    version BIGINT NOT NULL,
+    user_agent TEXT,
+    ip TEXT,
+    last_seen_at TIMESTAMPTZ
 );
 CREATE INDEX ON {table} (expires_at);
 CREATE INDEX ON {table} (user_id) WHERE user_id IS NOT NULL;
@@ -48,20 +57,22 @@ CREATE INDEX ON {table} (user_id) WHERE user_id IS NOT NULL;
 _READ = "SELECT {columns} FROM {table} WHERE key = $1 AND expires_at > $2"
 # Takes the key only from an expired row, so a live session is never overwritten.
 _CREATE = """
-INSERT INTO {table} AS t ({columns}) VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO {table} AS t ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id,
     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
-    version = EXCLUDED.version
-WHERE t.expires_at <= $7
+    version = EXCLUDED.version, user_agent = EXCLUDED.user_agent, ip = EXCLUDED.ip,
+    last_seen_at = EXCLUDED.last_seen_at
+WHERE t.expires_at <= $10
 """
 # Writes take "now" as the later of the store's clock and the server's, so a store whose
 # clock runs slow never revives a row expired by the server's time.
 _UPDATE = """
-UPDATE {table} SET data = $2, user_id = $3, expires_at = $4, version = version + 1
+UPDATE {table} SET data = $2, user_id = $3, expires_at = $4, version = version + 1,
+    user_agent = $7, ip = $8, last_seen_at = $9
 WHERE key = $1 AND version = $5 AND expires_at > greatest($6, statement_timestamp())
 """
 _EXTEND = """
-UPDATE {table} SET expires_at = $2
+UPDATE {table} SET expires_at = $2, last_seen_at = coalesce($5, last_seen_at)
 WHERE key = $1 AND expires_at > greatest($3, statement_timestamp())
     AND version = coalesce($4::bigint, version)
 """
@@ -164,14 +175,22 @@ class PostgresStore(SessionStore):
     async def create(self, record: SessionRecord) -> None:
         _storable(checked_record(record))
         r = record
-        values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, self.clock())
-        if _rowcount(await self._db.execute(self._sql(_CREATE), *values)) == 0:
+        values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, *_device(r))
+        if _rowcount(await self._db.execute(self._sql(_CREATE), *values, self.clock())) == 0:
             raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         _storable(checked_record(record, expected_version=expected_version))
         r = record
-        values = (r.key, r.data, r.user_id, r.expires_at, expected_version, self.clock())
+        values = (
+            r.key,
+            r.data,
+            r.user_id,
+            r.expires_at,
+            expected_version,
+            self.clock(),
+            *_device(r),
+        )
         return _rowcount(await self._db.execute(self._sql(_UPDATE), *values)) == 1
 
     async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
@@ -180,10 +199,15 @@ class PostgresStore(SessionStore):
         return live is True
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
         _text(key)
-        values = (key, expires_at, self.clock(), expected_version)
+        values = (key, expires_at, self.clock(), expected_version, seen_at)
         return _rowcount(await self._db.execute(self._sql(_EXTEND), *values)) == 1
 
     async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
@@ -263,6 +287,25 @@ class PostgresStore(SessionStore):
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', timeout=timeout)
             if await conn.fetchval("SELECT to_regclass($1)", self._table, timeout=timeout) is None:
                 await conn.execute(self._sql(_CREATE_TABLE), timeout=timeout)
+            else:
+                await self._add_device_columns(conn)
+
+    async def _add_device_columns(self, conn: PoolConnectionProxy[Any]) -> None:
+        """Give a table made before devices were tracked their columns (NULL until a write
+        fills them): metadata only, and the table is locked only if one is missing."""
+        present = await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped",
+            self._table,
+            timeout=self.command_timeout,
+        )
+        names = {row["attname"] for row in present}
+        types = {"text": "TEXT", "time": "TIMESTAMPTZ"}
+        missing = [
+            f"ADD COLUMN IF NOT EXISTS {n} {types[k]}" for n, k in DEVICE_COLUMNS if n not in names
+        ]
+        if missing:
+            sql = f"ALTER TABLE {self._table} {', '.join(missing)}"
+            await conn.execute(sql, timeout=self.command_timeout)
 
 
 def _text(*values: str | None) -> None:
@@ -279,6 +322,12 @@ def _text(*values: str | None) -> None:
             except UnicodeEncodeError as exc:
                 reason = f"not text UTF-8 can encode ({exc.reason})"
                 raise ValueError(f"{reason}: {value[:40]!r}") from None
+
+
+def _device(record: SessionRecord) -> tuple[str | None, str | None, datetime | None]:
+    """The device columns' values, refused with ValueError if PostgreSQL cannot hold them."""
+    _text(record.user_agent, record.ip)
+    return record.user_agent, record.ip, record.last_seen_at
 
 
 def _storable(record: SessionRecord) -> None:

@@ -3,7 +3,8 @@
 Keys, under ``prefix`` (default ``session:``)::
 
     {prefix}s:<key>          HASH  data, user_id (absent for None), created_at, expires_at
-                                   (microseconds since the epoch), version
+                                   (microseconds since the epoch), version, and when
+                                   set user_agent, ip, last_seen_at (µs)
     {prefix}u:<sha256(uid)>  ZSET  one member per session key; score = an expires_at (µs)
     {prefix}m:{<tag>}        STRING "ok" while the indexes of the tag's cluster slot are
                                    known complete (one ``{prefix}m:`` off a cluster)
@@ -33,8 +34,9 @@ Why this shape, on one server and on a Redis Cluster alike:
   of its slots while records elsewhere still name their users. So each slot has a
   completeness mark, lost with the slot's data and set only by a repair that rebuilt
   every index from the records after it was placed (``repair_user_index``; cleanup runs
-  one whenever a mark is missing). Listing or revoking a user's sessions reads the index
-  and its slot's mark in one step; without the mark it also scans every record, so
+  one whenever a mark is missing). Listing or revoking a user's sessions reads the mark,
+  then the index (a loss between the two would need a node to die and come back empty
+  in between); without the mark it also scans every record, so
   "log out everywhere" never misses a session, only takes longer until the next repair.
 - Readers judge expiry by ``self.clock()``: scripts get "now" as an argument. Writes
   also refuse a record expired by the server's clock (``TIME`` inside the script). Each
@@ -244,7 +246,9 @@ class RedisStore(SessionStore):
     def _parse(self, key: str, fields: dict[Any, Any], now: int) -> SessionRecord | None:
         if not fields or int(fields[b"expires_at"]) <= now:
             return None
-        user_id = fields.get(b"user_id")
+        user_id, user_agent, ip, seen = (
+            fields.get(name) for name in (b"user_id", b"user_agent", b"ip", b"last_seen_at")
+        )
         return SessionRecord(
             key=key,
             data=fields[b"data"],
@@ -252,6 +256,9 @@ class RedisStore(SessionStore):
             created_at=_moment(fields[b"created_at"]),
             expires_at=_moment(fields[b"expires_at"]),
             version=int(fields[b"version"]),
+            user_agent=None if user_agent is None else user_agent.decode(),
+            ip=None if ip is None else ip.decode(),
+            last_seen_at=None if seen is None else _moment(seen),
         )
 
     async def read(self, key: str) -> SessionRecord | None:
@@ -261,15 +268,21 @@ class RedisStore(SessionStore):
 
     @staticmethod
     def _fields(record: SessionRecord, *names: str) -> list[Any]:
-        """HSET arguments for ``names``, plus user_id when set; datetimes as µs integers."""
+        """HSET arguments for ``names``, plus user_id and the device fields when set;
+        datetimes as µs integers."""
+        seen = record.last_seen_at
         values = {
             "data": record.data,
             "created_at": to_microseconds(record.created_at),
             "expires_at": to_microseconds(record.expires_at),
             "version": record.version,
             "user_id": record.user_id,
+            "user_agent": record.user_agent,
+            "ip": record.ip,
+            "last_seen_at": None if seen is None else to_microseconds(seen),
         }
-        pairs = [(name, values[name]) for name in (*names, "user_id")]
+        optional = ("user_id", "user_agent", "ip", "last_seen_at")
+        pairs = [(name, values[name]) for name in (*names, *optional)]
         return [item for name, value in pairs if value is not None for item in (name, value)]
 
     async def _link(self, client: Client, record: SessionRecord) -> None:
@@ -327,10 +340,16 @@ class RedisStore(SessionStore):
         return bool(live == 1)
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
         now, ttl = self._now_and_ttl(expires_at)
-        args = [now, ttl, to_microseconds(expires_at), _optional(expected_version)]
+        seen = "" if seen_at is None else to_microseconds(seen_at)
+        args = [now, ttl, to_microseconds(expires_at), _optional(expected_version), seen]
         async with self._redis.use() as client:
             moved = await client.register_script(lua.EXTEND)([self._record_name(key)], args)
         return bool(moved == 1)
@@ -491,10 +510,12 @@ class RedisStore(SessionStore):
         """Keys of the records that may be the user's: the index's entries, and, while
         the index's slot is not known complete, every record naming the user."""
         index = self._index_name(user_id)
-        read = client.register_script(lua.INDEX_READ)
-        mark, members = await read([index, self._mark(client, index)])
+        # Two commands, not one script: while the slot migrates its keys may sit on two
+        # primaries, and each single-key command follows its own redirection.
+        mark = await client.get(self._mark(client, index))
+        members = cast(list[bytes], await client.zrange(index, 0, -1))
         if mark == _COMPLETE:
-            return cast(list[bytes], members)
+            return members
         if not self._warned:
             self._warned = True
             log.warning(
@@ -503,7 +524,7 @@ class RedisStore(SessionStore):
                 " 'asgi-sessions repair' or let cleanup run to make it quick again",
                 self.prefix,
             )
-        keys, mine = dict.fromkeys(cast(list[bytes], members)), user_id.encode()
+        keys, mine = dict.fromkeys(members), user_id.encode()
         async for names in self._scan(client, self._records, _PAGE_SIZE):
             owners = await each(client, "HGET", names, "user_id")
             for name, owner in zip(names, owners, strict=True):

@@ -27,6 +27,7 @@ from sqlalchemy import (
     exc,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -147,11 +148,9 @@ class SQLAlchemyStore(SessionStore):
         t = self.table
         row = {
             "key": record.key,
-            "data": record.data,
-            "user_id": record.user_id,
             "created_at": to_microseconds(record.created_at),
-            "expires_at": to_microseconds(record.expires_at),
             "version": record.version,
+            **_changing(record),
         }
 
         async def insert_or_take_over(conn: AsyncConnection) -> None:
@@ -172,12 +171,7 @@ class SQLAlchemyStore(SessionStore):
         statement = (
             update(t)
             .where(t.c.key == record.key, t.c.version == expected_version, self._live_for_writes())
-            .values(
-                data=record.data,
-                user_id=record.user_id,
-                expires_at=to_microseconds(record.expires_at),
-                version=t.c.version + 1,
-            )
+            .values(**_changing(record), version=t.c.version + 1)
         )
         return await self._change(statement) == 1
 
@@ -207,13 +201,21 @@ class SQLAlchemyStore(SessionStore):
         return await self._run(delete_telling_if_live)
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
         t = self.table
         statement = update(t).where(t.c.key == key, self._live_for_writes())
         if expected_version is not None:
             statement = statement.where(t.c.version == expected_version)
-        return await self._change(statement.values(expires_at=to_microseconds(expires_at))) == 1
+        values: dict[str, Any] = {"expires_at": to_microseconds(expires_at)}
+        if seen_at is not None:
+            values["last_seen_at"] = to_microseconds(seen_at)
+        return await self._change(statement.values(values)) == 1
 
     # -- many records ------------------------------------------------------------------
 
@@ -443,11 +445,34 @@ class SQLAlchemyStore(SessionStore):
                     if self.schema is not None and engine.dialect.name == "postgresql":
                         await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                     await conn.run_sync(self.metadata.create_all, checkfirst=True)
+                    await self._add_device_columns(conn)
                 break
             except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError):
                 if attempt == 2:
                     raise
         self._table_ready = True
+
+    async def _add_device_columns(self, conn: AsyncConnection) -> None:
+        """Give a table made before devices were tracked their columns (NULL until a
+        write fills them), typed as ``session_table`` types them on this dialect."""
+        t = self.table
+
+        def present(sync: Any) -> set[str]:
+            return {c["name"] for c in inspect(sync).get_columns(t.name, schema=t.schema)}
+
+        names = await conn.run_sync(present)
+        preparer = conn.dialect.identifier_preparer
+        for column in t.columns:
+            if column.name in names:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            add = f"ALTER TABLE {preparer.format_table(t)} ADD {preparer.quote(column.name)} {kind}"
+            try:
+                async with conn.begin_nested():
+                    await conn.exec_driver_sql(add)
+            except exc.DBAPIError:
+                if column.name not in await conn.run_sync(present):
+                    raise  # not another process adding it at the same moment
 
     async def _close(self, engines: _Engines) -> None:
         if engines.owned:
@@ -471,6 +496,19 @@ def _connection_was_dead(error: BaseException | None) -> bool:
     """Whether ``error`` says a connection was found dead, which SQLAlchemy then drops
     from the pool with the pool's other connections."""
     return isinstance(error, exc.DBAPIError) and error.connection_invalidated
+
+
+def _changing(record: SessionRecord) -> dict[str, Any]:
+    """The columns an update writes, as stored: times in integer microseconds."""
+    seen = record.last_seen_at
+    return {
+        "data": record.data,
+        "user_id": record.user_id,
+        "expires_at": to_microseconds(record.expires_at),
+        "user_agent": record.user_agent,
+        "ip": record.ip,
+        "last_seen_at": None if seen is None else to_microseconds(seen),
+    }
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:

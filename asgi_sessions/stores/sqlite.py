@@ -20,7 +20,13 @@ from urllib.parse import quote, unquote, urlsplit
 import aiosqlite
 
 from asgi_sessions.stores._loop import LoopLocal
-from asgi_sessions.stores._sql import COLUMNS, by_pages, checked_identifier, to_record
+from asgi_sessions.stores._sql import (
+    COLUMNS,
+    DEVICE_COLUMNS,
+    by_pages,
+    checked_identifier,
+    to_record,
+)
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -39,6 +45,12 @@ _HINTS = (  # sqlite3 message fragment -> what the user can do about it
     ("locked", "is locked by another writer (waited timeout={timeout}s): retry or raise timeout"),
     ("unable to open", "cannot be opened: check that its directory exists and is writable"),
     ("no such table", "has no table {table!r}: pass create_table=True or create it yourself"),
+    (
+        "no such column",
+        "has a table {table!r} made before devices were tracked ({exc}): open it once with"
+        " create_table=True, which adds the columns, or add user_agent TEXT, ip TEXT and"
+        " last_seen_at INTEGER yourself",
+    ),
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t} (
@@ -47,7 +59,10 @@ CREATE TABLE IF NOT EXISTS {t} (
     user_id TEXT,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    user_agent TEXT,
+    ip TEXT,
+    last_seen_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS {t_bare}_expires_at ON {t} (expires_at);
 CREATE INDEX IF NOT EXISTS {t_bare}_user_id ON {t} (user_id, created_at);
@@ -56,6 +71,22 @@ CREATE INDEX IF NOT EXISTS {t_bare}_user_id ON {t} (user_id, created_at);
 
 def _record(row: Sequence[Any]) -> SessionRecord:
     return to_record(row, from_microseconds)
+
+
+def _row(record: SessionRecord) -> tuple[Any, ...]:
+    """The values of ``COLUMNS`` for ``record``, times as integer microseconds."""
+    seen = record.last_seen_at
+    return (
+        record.key,
+        record.data,
+        record.user_id,
+        to_microseconds(record.created_at),
+        to_microseconds(record.expires_at),
+        record.version,
+        record.user_agent,
+        record.ip,
+        None if seen is None else to_microseconds(seen),
+    )
 
 
 def _stop(connection: aiosqlite.Connection) -> None:
@@ -189,11 +220,25 @@ class SQLiteStore(SessionStore):
         while True:
             try:
                 async with connection.executescript(script):
-                    return
+                    pass
+                if self.create_table:
+                    await self._add_device_columns(connection)
+                return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                locked = "locked" in str(exc) or "duplicate column" in str(exc)
+                if not locked or asyncio.get_running_loop().time() > deadline:
                     raise
             await asyncio.sleep(0.01)
+
+    async def _add_device_columns(self, connection: aiosqlite.Connection) -> None:
+        """Give a table made before devices were tracked their columns (each NULL until a
+        write fills it). Another connection adding one at the same moment is retried."""
+        info = await connection.execute_fetchall(self._sql("PRAGMA table_info({t})"))
+        present = {row[1] for row in info}
+        types = {"text": "TEXT", "time": "INTEGER"}
+        for name, kind in DEVICE_COLUMNS:
+            if name not in present:
+                await connection.execute(self._sql(f"ALTER TABLE {{t}} ADD {name} {types[kind]}"))
 
     async def _close(self, connection: aiosqlite.Connection) -> None:
         with self._errors():
@@ -221,31 +266,29 @@ class SQLiteStore(SessionStore):
 
     async def create(self, record: SessionRecord) -> None:
         checked_record(record)
-        created, expires = to_microseconds(record.created_at), to_microseconds(record.expires_at)
-        row = (record.key, record.data, record.user_id, created, expires, record.version)
         changed = await self._change(
-            "INSERT INTO {t} ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {t} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (key) DO UPDATE SET data = excluded.data,"
             " user_id = excluded.user_id, created_at = excluded.created_at,"
-            " expires_at = excluded.expires_at, version = excluded.version"
+            " expires_at = excluded.expires_at, version = excluded.version,"
+            " user_agent = excluded.user_agent, ip = excluded.ip,"
+            " last_seen_at = excluded.last_seen_at"
             " WHERE {t}.expires_at <= ?",
-            (*row, self._now()),
+            (*_row(record), self._now()),
         )
         if changed == 0:
             raise key_taken(record.key)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         checked_record(record, expected_version=expected_version)
+        key, data, user_id, _, expires, _, user_agent, ip, seen = _row(record)
         changed = await self._change(
-            "UPDATE {t} SET data = ?, user_id = ?, expires_at = ?, version = version + 1"
+            "UPDATE {t} SET data = ?, user_id = ?, expires_at = ?, version = version + 1,"
+            " user_agent = ?, ip = ?, last_seen_at = ?"
             " WHERE key = ? AND version = ? AND expires_at > ?",
             (
-                record.data,
-                record.user_id,
-                to_microseconds(record.expires_at),
-                record.key,
-                expected_version,
-                self._now(writing=True),
+                *(data, user_id, expires, user_agent, ip, seen),
+                *(key, expected_version, self._now(writing=True)),
             ),
         )
         return changed == 1
@@ -259,12 +302,18 @@ class SQLiteStore(SessionStore):
         return bool(rows and rows[0][0])
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
+        seen = None if seen_at is None else to_microseconds(seen_at)
         changed = await self._change(
-            "UPDATE {t} SET expires_at = ?1"
+            "UPDATE {t} SET expires_at = ?1, last_seen_at = coalesce(?5, last_seen_at)"
             " WHERE key = ?2 AND expires_at > ?3 AND version = coalesce(?4, version)",
-            (to_microseconds(expires_at), key, self._now(writing=True), expected_version),
+            (to_microseconds(expires_at), key, self._now(writing=True), expected_version, seen),
         )
         return changed == 1
 

@@ -145,20 +145,30 @@ class TieredStore(SessionStore):
         return removed
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
-        return await uninterrupted(self._extend_lifetime(key, expires_at, expected_version))
+        moving = self._extend_lifetime(key, expires_at, expected_version, seen_at)
+        return await uninterrupted(moving)
 
     async def _extend_lifetime(
-        self, key: str, expires_at: datetime, expected_version: int | None
+        self,
+        key: str,
+        expires_at: datetime,
+        expected_version: int | None,
+        seen_at: datetime | None,
     ) -> bool:
         moved = await self.primary.extend_lifetime(
-            key, expires_at, expected_version=expected_version
+            key, expires_at, expected_version=expected_version, seen_at=seen_at
         )
         if moved:
             try:
                 copied = await self.cache.extend_lifetime(
-                    key, expires_at, expected_version=expected_version
+                    key, expires_at, expected_version=expected_version, seen_at=seen_at
                 )
             except StoreUnavailable:
                 copied = True  # a copy expiring early only sends readers to the primary

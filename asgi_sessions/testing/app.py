@@ -195,6 +195,33 @@ async def held(request: Request) -> Response:
     return _shown(session)
 
 
+async def devices(request: Request) -> Response:
+    """The user's devices, as a "your devices" page would show them."""
+    found = await _session(request).devices()
+    return JSONResponse(
+        [
+            {
+                "id": d.id,
+                "current": d.current,
+                "user_agent": d.user_agent,
+                "ip": d.ip,
+                "created_at": d.created_at.isoformat(),
+                "last_seen_at": None if d.last_seen_at is None else d.last_seen_at.isoformat(),
+            }
+            for d in found
+        ]
+    )
+
+
+async def revoke_device(request: Request) -> Response:
+    revoked = await _session(request).revoke_device(request.path_params["id"])
+    return JSONResponse({"revoked": revoked})
+
+
+async def revoke_others(request: Request) -> Response:
+    return JSONResponse({"revoked": await _session(request).revoke_others()})
+
+
 def build_app(store: SessionStore, **options: Any) -> Starlette:
     """The test app over ``store``, with ``options`` passed to SessionMiddleware."""
     app = Starlette(
@@ -216,6 +243,9 @@ def build_app(store: SessionStore, **options: Any) -> Starlette:
             Route("/flashes", flashes),
             Route("/in-task-group", in_task_group),
             Route("/held/{step}", held, methods=["POST"]),
+            Route("/devices", devices),
+            Route("/devices/revoke/{id}", revoke_device, methods=["POST"]),
+            Route("/devices/revoke-others", revoke_others, methods=["POST"]),
         ]
     )
     app.add_middleware(SessionMiddleware, store=store, **options)

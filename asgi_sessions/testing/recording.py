@@ -66,11 +66,16 @@ class RecordingStore(SessionStore):
         return await self.store.destroy(key, expected_version=expected_version)
 
     async def extend_lifetime(
-        self, key: str, expires_at: datetime, *, expected_version: int | None = None
+        self,
+        key: str,
+        expires_at: datetime,
+        *,
+        expected_version: int | None = None,
+        seen_at: datetime | None = None,
     ) -> bool:
         self._record("extend_lifetime")
         return await self.store.extend_lifetime(
-            key, expires_at, expected_version=expected_version
+            key, expires_at, expected_version=expected_version, seen_at=seen_at
         )
 
     async def cleanup_expired_sessions(

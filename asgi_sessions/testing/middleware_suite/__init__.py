@@ -17,6 +17,7 @@ from __future__ import annotations
 from asgi_sessions.testing.middleware_suite._base import MiddlewareSuiteBase
 from asgi_sessions.testing.middleware_suite.concurrency import Concurrency
 from asgi_sessions.testing.middleware_suite.costs import Costs
+from asgi_sessions.testing.middleware_suite.devices import Devices
 from asgi_sessions.testing.middleware_suite.failures import Failures
 from asgi_sessions.testing.middleware_suite.lazy import LazyLoading
 from asgi_sessions.testing.middleware_suite.lifetimes import Lifetimes
@@ -26,6 +27,7 @@ from asgi_sessions.testing.middleware_suite.restarts import Restarts
 __all__ = [
     "Concurrency",
     "Costs",
+    "Devices",
     "Failures",
     "LazyLoading",
     "Lifetimes",
@@ -37,6 +39,13 @@ __all__ = [
 
 
 class MiddlewareConformance(
-    Costs, LoginAndLogout, Lifetimes, Failures, Concurrency, LazyLoading, Restarts
+    Costs,
+    LoginAndLogout,
+    Lifetimes,
+    Failures,
+    Concurrency,
+    LazyLoading,
+    Restarts,
+    Devices,
 ):
     """Every session rule of SessionMiddleware, over the store ``make_store`` builds."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from asgi_sessions.testing.store_suite.cleanup import StoreCleanup
 from asgi_sessions.testing.store_suite.destroying import StoreDestroy
+from asgi_sessions.testing.store_suite.devices import StoreDevices
 from asgi_sessions.testing.store_suite.extending import StoreExtendLifetime
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
 from asgi_sessions.testing.store_suite.lifecycle import StoreLifecycle
@@ -59,6 +60,7 @@ __all__ = [
     "StoreCleanup",
     "StoreConformance",
     "StoreDestroy",
+    "StoreDevices",
     "StoreExtendLifetime",
     "StoreFixtures",
     "StoreHostileValues",
@@ -88,6 +90,7 @@ class StoreConformance(
     StoreExtendLifetime,
     StoreNoRevival,
     StoreCleanup,
+    StoreDevices,
     StoreListing,
     StoreUserSessions,
     StoreHostileValues,
