@@ -1,6 +1,6 @@
 """Server-side sessions for Starlette and FastAPI.
 
-app.add_middleware(SessionMiddleware, store=SQLiteStore("sessions.db"))
+    app.add_middleware(SessionMiddleware, store=SQLiteStore("sessions.db"))
 """
 
 from asgi_sessions.exceptions import (

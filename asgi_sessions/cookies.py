@@ -47,7 +47,8 @@ class CookiePolicy:
             raise InsecureConfiguration("partitioned=True needs https_only=True")
         if self.host_prefix and (not self.secure or self.path != "/" or self.domain):
             raise InsecureConfiguration(
-                "host_prefix=True (a __Host- cookie) needs https_only=True, path='/' and no domain"
+                "host_prefix=True (a __Host- cookie) needs https_only=True, path='/' "
+                "and no domain"
             )
 
     @property

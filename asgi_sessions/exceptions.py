@@ -1,15 +1,15 @@
 """The exceptions asgi_sessions raises, each named for what the user can do about it.
 
-SessionError                    base of everything below
-├── StoreUnavailable            the store is down or timing out; answered with 503
-├── SessionConflict             the session was ended or kept changing while a request
-│                               saved it; nothing was saved; answered with 503
-├── SessionExists               create() was given a key that is already taken
-├── SessionTooLarge             serialized data is over max_size (also a ValueError)
-├── UnserializableValue         a value cannot be serialized (also a TypeError)
-├── CorruptSession              a stored record cannot be deserialized
-├── SessionNotLoaded            used before ``await session.load()`` (autoload=False)
-└── InsecureConfiguration       settings unsafe for production (also a ValueError)
+    SessionError                    base of everything below
+    ├── StoreUnavailable            the store is down or timing out; answered with 503
+    ├── SessionConflict             the session was ended or kept changing while a request
+    │                               saved it; nothing was saved; answered with 503
+    ├── SessionExists               create() was given a key that is already taken
+    ├── SessionTooLarge             serialized data is over max_size (also a ValueError)
+    ├── UnserializableValue         a value cannot be serialized (also a TypeError)
+    ├── CorruptSession              a stored record cannot be deserialized
+    ├── SessionNotLoaded            used before ``await session.load()`` (autoload=False)
+    └── InsecureConfiguration       settings unsafe for production (also a ValueError)
 """
 
 from __future__ import annotations

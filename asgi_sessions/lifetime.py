@@ -214,6 +214,10 @@ def check_own_expiry(own: Any) -> None:
                 return
         except ValueError:
             pass
-    elif isinstance(own, int | float) and not isinstance(own, bool) and 0 <= own <= MAX_DURATION:
+    elif (
+        isinstance(own, int | float)
+        and not isinstance(own, bool)
+        and 0 <= own <= MAX_DURATION
+    ):
         return
     raise CorruptSession(f"its own expiry {own!r} is neither seconds nor an aware datetime")

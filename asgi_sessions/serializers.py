@@ -40,7 +40,9 @@ class JSONSerializer:
     """
 
     def __init__(self) -> None:
-        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        self._encoder = json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
         self._decoder = json.JSONDecoder()
 
     def dumps(self, data: Mapping[str, Any]) -> bytes:

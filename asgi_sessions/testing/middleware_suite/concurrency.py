@@ -131,10 +131,9 @@ class Concurrency(MiddlewareSuiteBase):
         second_app: Starlette,
     ) -> None:
         token = await self.login_alice(client, store)
-        async with (
-            self.held(app, client, "login", "alice") as responses,
-            client_of(second_app) as other,
-        ):
+        async with self.held(app, client, "login", "alice") as responses, client_of(
+            second_app
+        ) as other:
             use_token(other, token)
             assert (await other.post("/set/theme", json="dark")).status_code == 200
         new = live_token_in(responses[0])
@@ -151,10 +150,9 @@ class Concurrency(MiddlewareSuiteBase):
         second_app: Starlette,
     ) -> None:
         token = await self.login_alice(client, store)
-        async with (
-            self.held(app, client, "write", "lost?") as responses,
-            client_of(second_app) as other,
-        ):
+        async with self.held(app, client, "write", "lost?") as responses, client_of(
+            second_app
+        ) as other:
             use_token(other, token)
             regenerated = await other.post("/login/alice")
         assert regenerated.status_code == 200
