@@ -247,8 +247,7 @@ class SentinelDeployment:
             if view.get("flags") != "master" or view.get("num-other-sentinels") != str(others):
                 return False
         return all(
-            server.in_sync()
-            and server.info("replication").get("master_port") == str(primary.port)
+            server.in_sync() and server.info("replication").get("master_port") == str(primary.port)
             for server in self.servers
             if server.running and server is not primary
         )
