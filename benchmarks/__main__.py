@@ -66,8 +66,10 @@ async def main(argv: list[str] | None = None) -> int:
             "versions": _versions(),
         }
     }
-    with tempfile.TemporaryDirectory(prefix="asgi-sessions-bench-") as tmpdir:
-        env = Env(size=size, tmpdir=tmpdir)
+    with (
+        tempfile.TemporaryDirectory(prefix="asgi-sessions-bench-") as tmpdir,
+        Env(size=size, tmpdir=tmpdir) as env,
+    ):
         for name, section in SECTIONS.items():
             if args.only and name != args.only:
                 continue

@@ -163,6 +163,8 @@ def _throughput(direct: list[dict[str, Any]]) -> list[str]:
         ("ours-memory", "starsessions-memory"),
         ("ours-redis", "starsessions-redis"),
         ("ours-redis-sealed", "ours-redis"),
+        ("ours-sentinel", "ours-redis"),
+        ("ours-sentinel-wait", "ours-sentinel"),
     ]
     body = []
     for ours, peer in pairs:
