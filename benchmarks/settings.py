@@ -81,6 +81,8 @@ class Env:
     mysql_url: str | None = MYSQL_URL
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     notes: list[str] = field(default_factory=list)
+    variants: frozenset[str] | None = None
+    """Measure only these variants and floors (``--variants``); None measures all."""
     redis_sentinel_url: str | None = None
     """Set once the run has started its own Redis Sentinel deployment (``servers``)."""
     own_servers: ExitStack = field(default_factory=ExitStack)
@@ -102,6 +104,10 @@ class Env:
 
     def __exit__(self, *exc_info: object) -> None:
         self.own_servers.close()
+
+    def wanted(self, name: str) -> bool:
+        """Whether variant or floor ``name`` is to be measured in this run."""
+        return self.variants is None or name in self.variants
 
     def namespace(self, label: str) -> str:
         """A table name or key prefix no one else uses: ``bench_<run>_<label>``."""
