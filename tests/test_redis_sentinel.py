@@ -12,7 +12,8 @@ from typing import cast
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
 from asgi_sessions.exceptions import StoreUnavailable
 from asgi_sessions.stores import create_store
@@ -55,6 +56,22 @@ async def test_the_url_names_every_sentinel_the_service_the_db_and_whose_passwor
         ]
         assert {(each["username"], each["password"]) for each in sentinels} == {("watch", "other")}
         assert {each["socket_timeout"] for each in sentinels} == {1.0}
+    finally:
+        await client.aclose()
+
+
+async def test_rediss_sentinel_reaches_the_sentinels_and_the_data_servers_over_tls() -> None:
+    url = "rediss+sentinel://s1,s2/mymaster?ssl_cert_reqs=none"
+    client = await open_client(url, connect_timeout=1.0, socket_timeout=1.0, max_connections=5)
+    try:
+        assert isinstance(client, Redis)
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        assert pool.connection_class is SentinelManagedSSLConnection
+        assert pool.connection_kwargs["ssl_cert_reqs"] == "none"
+        for sentinel in pool.sentinel_manager.sentinels:
+            assert sentinel.connection_pool.connection_class is SSLConnection
+            assert sentinel.connection_pool.connection_kwargs["ssl_cert_reqs"] == "none"
     finally:
         await client.aclose()
 
