@@ -351,7 +351,7 @@ def _positive(text: str) -> int:
 STORE_URL_HELP = (
     "the session store: sqlite:///sessions.db (relative path), sqlite:////srv/app/sessions.db"
     " (absolute), postgresql://user@host/db, redis://host:6379/0, redis+cluster://host:7000,"
-    " or any scheme an installed store registers"
+    " redis+sentinel://s1:26379,s2:26379/mymaster/0, or any scheme an installed store registers"
 )
 USER_HELP = "the user's id, as the app set it in request.session.user_id"
 YES_HELP = "do not ask for confirmation (needed without a terminal, as in cron)"

@@ -15,6 +15,8 @@ from importlib import metadata
 from typing import Any
 
 from benchmarks import cleanup_bench, e2e, growth, report, throughput
+from benchmarks.apps import VARIANTS
+from benchmarks.floors import FLOORS
 from benchmarks.settings import DEFAULT, QUICK, Env
 
 SECTIONS: dict[str, Callable[[Env], Awaitable[Any]]] = {
@@ -47,12 +49,30 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def _names(listed: str | None) -> frozenset[str] | None:
+    """The variants named by ``--variants``; ValueError for a name no variant has."""
+    if listed is None:
+        return None
+    names = frozenset(name.strip() for name in listed.split(",") if name.strip())
+    if unknown := sorted(names - {*VARIANTS, *FLOORS}):
+        raise ValueError(f"unknown variants: {', '.join(unknown)}")
+    return names
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke size: seconds, for CI")
     parser.add_argument("--only", choices=sorted(SECTIONS), help="run one section")
     parser.add_argument("--out", default="benchmarks/results", help="where results go")
+    parser.add_argument(
+        "--variants",
+        help="comma-separated variants and floors to measure in throughput (default: all)",
+    )
     args = parser.parse_args(argv)
+    try:
+        variants = _names(args.variants)
+    except ValueError as exc:
+        parser.error(str(exc))  # exits with status 2
     size = QUICK if args.quick else DEFAULT
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -66,8 +86,10 @@ async def main(argv: list[str] | None = None) -> int:
             "versions": _versions(),
         }
     }
-    with tempfile.TemporaryDirectory(prefix="asgi-sessions-bench-") as tmpdir:
-        env = Env(size=size, tmpdir=tmpdir)
+    with (
+        tempfile.TemporaryDirectory(prefix="asgi-sessions-bench-") as tmpdir,
+        Env(size=size, tmpdir=tmpdir, variants=variants) as env,
+    ):
         for name, section in SECTIONS.items():
             if args.only and name != args.only:
                 continue

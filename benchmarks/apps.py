@@ -52,8 +52,12 @@ LAZY = ("ours-sqlite-lazy", "ours-postgres-lazy", "ours-redis-lazy")
 """Ours with ``autoload=False``: the session is read only where a route loads it."""
 SEALED = ("ours-redis-sealed",)
 """Ours with data sealed at rest (``encryption=KeyRing(...)``): the cost of encryption."""
+SENTINEL = ("ours-sentinel", "ours-sentinel-wait")
+"""RedisStore on the primary Redis Sentinel names (a deployment the run starts itself:
+a primary, a replica, three Sentinels), and with ``wait_for_replicas=1``: the cost of
+waiting for a replica on every write."""
 PEERS = ("starlette-cookie", "starsessions-memory", "starsessions-redis")
-VARIANTS = ("bare", *PEERS, *OURS, *LAZY, *SEALED)
+VARIANTS = ("bare", *PEERS, *OURS, *LAZY, *SEALED, *SENTINEL)
 NEEDS = {  # variant -> server it needs
     "starsessions-redis": "redis",
     "ours-postgres": "postgres",
@@ -61,6 +65,8 @@ NEEDS = {  # variant -> server it needs
     "ours-postgres-lazy": "postgres",
     "ours-redis-lazy": "redis",
     "ours-redis-sealed": "redis",
+    "ours-sentinel": "sentinel",
+    "ours-sentinel-wait": "sentinel",
     "ours-mysql": "mysql",
     "ours-tiered": "postgres+redis",
 }
@@ -118,8 +124,14 @@ class Built:
             await cleanup()
 
 
-def our_store(kind: str, env: Env, label: str) -> tuple[SessionStore, list[Any]]:
-    """One of our stores in its own namespace, and the coroutines that remove it."""
+def our_store(
+    kind: str, env: Env, label: str, *, wait_for_replicas: int = 0
+) -> tuple[SessionStore, list[Any]]:
+    """One of our stores in its own namespace, and the coroutines that remove it.
+
+    ``sentinel`` starts the run's own Sentinel deployment the first time (the only
+    variant whose build does I/O, so it is not served by uvicorn workers).
+    """
     namespace = env.namespace(label)
     if kind == "memory":
         return MemoryStore(), []
@@ -142,6 +154,15 @@ def our_store(kind: str, env: Env, label: str) -> tuple[SessionStore, list[Any]]
         url = env.redis_url
         redis = RedisStore(url, prefix=f"{namespace}:")
         return redis, [redis.close, lambda: servers.clear_prefix(url, f"{namespace}:")]
+    if kind == "sentinel":
+        from asgi_sessions.stores.redis import RedisStore
+
+        sentinel = RedisStore(
+            servers.sentinel_url(env),
+            prefix=f"{namespace}:",
+            wait_for_replicas=wait_for_replicas,
+        )
+        return sentinel, [sentinel.clear, sentinel.close]
     if kind == "mysql":
         from asgi_sessions.stores.sqlalchemy import SQLAlchemyStore
 
@@ -175,7 +196,9 @@ def build(name: str, env: Env, *, record: bool = False) -> Built:
     if name.startswith("ours-"):
         label = f"{name}-rec" if record else name
         kind, _, mode = name.removeprefix("ours-").partition("-")
-        store, cleanups = our_store(kind, env, label)
+        store, cleanups = our_store(
+            kind, env, label, wait_for_replicas=1 if mode == "wait" else 0
+        )
         if record:
             store = RecordingStore(store)
         lazy = mode == "lazy"
@@ -234,5 +257,6 @@ def available(name: str, env: Env) -> bool:
         "postgres": env.postgres_dsn is not None,
         "redis": env.redis_url is not None,
         "mysql": env.mysql_url is not None,
+        "sentinel": servers.can_start_redis(),
     }
     return need is None or all(servers_up[each] for each in need.split("+"))

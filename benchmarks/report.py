@@ -163,9 +163,14 @@ def _throughput(direct: list[dict[str, Any]]) -> list[str]:
         ("ours-memory", "starsessions-memory"),
         ("ours-redis", "starsessions-redis"),
         ("ours-redis-sealed", "ours-redis"),
+        ("ours-sentinel", "ours-redis"),
+        ("ours-sentinel-wait", "ours-sentinel"),
     ]
     body = []
+    measured = {row["variant"] for row in direct}
     for ours, peer in pairs:
+        if not {ours, peer} <= measured:  # left out by --variants, or its server was down
+            continue
         for route in ("read", "write", "untouched+cookie"):
             cells = [f"{ours} / {peer}", ROUTE_LABELS[route]]
             for c in sorted({row["concurrency"] for row in direct}):

@@ -1,9 +1,29 @@
-"""Removing what a run put on the shared PostgreSQL, MariaDB and Redis: only its own names."""
+"""Removing what a run put on the shared PostgreSQL, MariaDB and Redis (only its own
+names), and starting the Redis Sentinel deployment a run owns."""
 
 from __future__ import annotations
 
+import shutil
+
 import asyncpg
 from redis.asyncio import Redis
+
+from asgi_sessions.testing._redis_servers import running_sentinel
+from benchmarks.settings import Env
+
+
+def can_start_redis() -> bool:
+    """Whether this machine can start Redis servers of the run's own (for Sentinel)."""
+    return all(shutil.which(binary) for binary in ("redis-server", "redis-cli"))
+
+
+def sentinel_url(env: Env) -> str:
+    """The ``redis+sentinel://`` URL of the run's own primary, replica and three
+    Sentinels on loopback, started on first use and stopped when the run ends."""
+    if env.redis_sentinel_url is None:
+        deployment = env.own_servers.enter_context(running_sentinel())
+        env.redis_sentinel_url = deployment.url
+    return env.redis_sentinel_url
 
 
 async def drop_table(dsn: str, table: str) -> None:

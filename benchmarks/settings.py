@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -80,6 +81,12 @@ class Env:
     mysql_url: str | None = MYSQL_URL
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     notes: list[str] = field(default_factory=list)
+    variants: frozenset[str] | None = None
+    """Measure only these variants and floors (``--variants``); None measures all."""
+    redis_sentinel_url: str | None = None
+    """Set once the run has started its own Redis Sentinel deployment (``servers``)."""
+    own_servers: ExitStack = field(default_factory=ExitStack)
+    """Stops the servers this run started, when the run ends (``with Env(...)``)."""
 
     def __post_init__(self) -> None:
         if self.postgres_dsn and not reachable(self.postgres_dsn, 5432):
@@ -91,6 +98,16 @@ class Env:
         if self.mysql_url and not reachable(self.mysql_url, 3306):
             self.notes.append(f"MySQL/MariaDB at {self.mysql_url} unreachable: its rows skipped")
             self.mysql_url = None
+
+    def __enter__(self) -> Env:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.own_servers.close()
+
+    def wanted(self, name: str) -> bool:
+        """Whether variant or floor ``name`` is to be measured in this run."""
+        return self.variants is None or name in self.variants
 
     def namespace(self, label: str) -> str:
         """A table name or key prefix no one else uses: ``bench_<run>_<label>``."""

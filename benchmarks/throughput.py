@@ -128,8 +128,12 @@ async def run(env: Env, *, with_httpx: bool = True) -> dict[str, Any]:
     """Measure every available variant and floor; return rows for the report."""
     size = env.size
     clients = max(size.concurrency)
-    built = [build(name, env) for name in VARIANTS if available(name, env)]
-    floors = [await build_floor(name, env) for name in FLOORS if available(name, env)]
+    built = [build(name, env) for name in VARIANTS if available(name, env) and env.wanted(name)]
+    floors = [
+        await build_floor(name, env)
+        for name in FLOORS
+        if available(name, env) and env.wanted(name)
+    ]
     try:
         targets = [await _variant_target(b, clients) for b in built]
         targets += [await _floor_target(f, clients) for f in floors]

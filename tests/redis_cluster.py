@@ -23,46 +23,22 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from asgi_sessions.testing._redis_servers import HOST, free_ports, redis_cli, wait_until
+
+__all__ = ["Cluster", "Node", "free_ports", "redis_cli", "running_cluster", "wait_until"]
+
 PRIMARIES = 3
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT = 30.0
 FAILOVER_NODE_TIMEOUT_MS = 1000
 """Node timeout of the cluster with replicas: a primary silent this long is failed over."""
-
-
-def free_ports(number: int) -> list[int]:
-    """Ports the kernel has just handed out as free on loopback (held open until all are picked)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(number)]
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
-def redis_cli(port: int, *args: str) -> str:
-    """Run ``redis-cli`` against the node on ``port``; return its output."""
-    command = ["redis-cli", "-h", HOST, "-p", str(port), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
-
-
-def wait_until(condition_met: Callable[[], bool], what: str) -> None:
-    """Poll ``condition_met`` every 50 ms until it returns True or STARTUP_TIMEOUT passes."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not condition_met():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Redis Cluster: {what} within {STARTUP_TIMEOUT} s")
-        time.sleep(0.05)
 
 
 @dataclass(eq=False)

@@ -516,7 +516,10 @@ async def test_a_client_passed_in_is_used_and_left_open_by_close(
         RedisStore(url, client=raw)
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1"])
+@pytest.mark.parametrize(
+    "url",
+    ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1", "redis+sentinel://127.0.0.1:1/main/0"],
+)
 async def test_a_closed_port_raises_store_unavailable_naming_the_server(url: str) -> None:
     store = RedisStore(url, connect_timeout=1.0, socket_timeout=1.0)  # no I/O here
     with anyio.fail_after(10), pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1\b.*check"):
@@ -578,6 +581,8 @@ async def test_a_cancelled_blocking_command_leaves_no_reply_on_the_pool(
         "rediss://user:secret@127.0.0.1:6380/1",
         "redis+cluster://127.0.0.1:7000",
         "rediss+cluster://127.0.0.1:7000",
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0",
+        "rediss+sentinel://user:secret@sentinel1,sentinel2:26380/mymaster/2?sentinel_password=x",
     ],
 )
 def test_create_store_builds_a_redis_store_for_every_scheme_without_connecting(url: str) -> None:

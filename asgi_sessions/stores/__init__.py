@@ -66,6 +66,8 @@ _SCHEMES = {
     "unix": "RedisStore",
     "redis+cluster": "RedisStore",
     "rediss+cluster": "RedisStore",
+    "redis+sentinel": "RedisStore",
+    "rediss+sentinel": "RedisStore",
     "mysql+asyncmy": "SQLAlchemyStore",
     "mariadb+asyncmy": "SQLAlchemyStore",
     "mysql+aiomysql": "SQLAlchemyStore",

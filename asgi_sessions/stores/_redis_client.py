@@ -2,15 +2,18 @@
 
 Kept apart from the store so that it reads as keys and commands. Here:
 
-- A URL builds a client for one server (``redis://``, ``rediss://``, ``unix://``) or for
-  a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``), once per event loop.
+- A URL builds a client for one server (``redis://``, ``rediss://``, ``unix://``), for
+  the primary that Redis Sentinel names (``redis+sentinel://``, ``rediss+sentinel://``),
+  or for a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``), once per event loop.
+- A Sentinel client asks the Sentinels for the primary's address whenever it connects,
+  so after a failover its next connection goes to the new primary.
 - A cluster client sends each keyed command through ``on_key_owner``: one connection
   to the slot's primary, ASKING on that same connection when a slot is being migrated;
   and concurrent calls share one attempt to learn the cluster's layout again.
 - With ``wait_for_replicas``, each write is followed by WAIT on the connection that made
   it, and one that too few replicas acknowledge in time is StoreUnavailable.
-- A cluster client opens at most ``max_connections`` per node and refuses the next one
-  instead of waiting, so on a cluster a gate lets that many calls run at once and
+- A cluster or Sentinel client opens at most ``max_connections`` (per node) and refuses
+  the next one instead of waiting, so there a gate lets that many calls run at once and
   queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
 - Every driver error becomes ``StoreUnavailable`` (a refused value ``ValueError``), so
   nothing of redis leaks out.
@@ -26,11 +29,13 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.commands.cluster import READ_COMMANDS
 from redis.exceptions import (
@@ -68,7 +73,14 @@ __all__ = [
 ]
 
 Client = Redis | RedisCluster
-SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+SCHEMES = {
+    "redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel",
+    "rediss+sentinel",
+}  # fmt: skip
+SENTINEL_PARAMETERS = frozenset({"sentinel_username", "sentinel_password"})
+"""Query parameters of a ``redis+sentinel://`` URL for the Sentinels themselves (the
+user and password in the URL are the data servers')."""
+SENTINEL_PORT = 26379
 _DRIVER_ERRORS = (RedisError, RedisClusterException)
 """redis-py's own errors; some are also ValueErrors (LockError), yet say nothing of a value."""
 
@@ -136,9 +148,18 @@ class ReplicaWait:
 
 class _Server(Redis):
     """The one-server client a URL builds: with ``replica_wait``, each write goes in a
-    pipeline with WAIT after it, so both run on the same connection."""
+    pipeline with WAIT after it, so both run on the same connection. Built through
+    Sentinel, it also closes the Sentinel clients that find its primary."""
 
     replica_wait: ReplicaWait | None = None
+    sentinel_manager: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            if self.sentinel_manager is not None:
+                await self.sentinel_manager.aclose()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         wait = self.replica_wait
@@ -206,13 +227,98 @@ class _Cluster(RedisCluster):
 
 
 def _checked(url: str) -> SplitResult:
-    """``url`` split, if its scheme is one a RedisStore takes."""
+    """``url`` split, if its scheme is one a RedisStore takes (and, for Sentinel, if it
+    names Sentinels and a service)."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise ValueError(
             f"unsupported Redis URL {redact_url(url)!r}: expected one of {sorted(SCHEMES)}"
         )
+    if parts.scheme.endswith("+sentinel"):
+        _sentinel_target(url)
+    elif misplaced := sorted(SENTINEL_PARAMETERS & {n for n, _ in parse_qsl(parts.query)}):
+        raise ValueError(
+            f"{', '.join(misplaced)} in {redact_url(url)!r} applies to redis+sentinel:// URLs only"
+        )
     return parts
+
+
+class _SentinelTarget(NamedTuple):
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int
+
+
+def _sentinel_target(url: str) -> _SentinelTarget:
+    """The Sentinels, service name and db of ``scheme://[user:pw@]h1:p1,h2:p2/service/db``.
+
+    What redis-py's ``Sentinel(...).master_for(service, db=...)`` takes, in one URL:
+    every Sentinel in the host list (port 26379 if left out), then the name the
+    Sentinels know the primary by, then the database number (0 if left out).
+    """
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    service, _, db = parts.path.strip("/").partition("/")
+    try:
+        sentinels = [_address(each) for each in hosts.split(",")]
+        number = int(db or 0)
+    except ValueError:
+        sentinels, number = [], -1
+    if not sentinels or not service or "/" in db or number < 0:
+        raise ValueError(
+            f"unsupported Sentinel URL {redact_url(url)!r}: expected "
+            f"{parts.scheme}://host:26379,host2:26379/service_name/db, as in "
+            f"{parts.scheme}://sentinel1:26379,sentinel2:26379/mymaster/0"
+        )
+    return _SentinelTarget(sentinels, service, number)
+
+
+def _address(text: str) -> tuple[str, int]:
+    """``host:port``, ``host`` or ``[v6]:port`` as a pair; ValueError if malformed."""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":")
+    else:
+        host, _, port = text.partition(":")
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    return host, int(port) if port else SENTINEL_PORT
+
+
+def _sentinel_client(url: str, options: dict[str, Any]) -> _Server:
+    """A client of the primary that the Sentinels of ``url`` name, asked on each connect.
+
+    The user, password and other query parameters in the URL are the data servers',
+    parsed as redis-py parses a one-server URL; ``sentinel_username`` and
+    ``sentinel_password`` are the Sentinels'. With ``rediss+sentinel://`` both the
+    Sentinels and the data servers are reached over TLS, with the same ``ssl_*`` options.
+    """
+    target = _sentinel_target(url)
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    own = {
+        name.removeprefix("sentinel_"): value
+        for name, value in query
+        if name in SENTINEL_PARAMETERS
+    }
+    rest = urlencode([(name, value) for name, value in query if name not in SENTINEL_PARAMETERS])
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    scheme = parts.scheme.removesuffix("+sentinel")
+    data: dict[str, Any] = dict(parse_url(f"{scheme}://{userinfo}{at}localhost/{target.db}?{rest}"))
+    data.pop("host", None)
+    data.pop("port", None)
+    tls = data.pop("connection_class", None) is SSLConnection
+    tls_options = {name: value for name, value in data.items() if name.startswith("ssl_")}
+    sentinel_options: dict[str, Any] = {
+        "socket_connect_timeout": options["socket_connect_timeout"],
+        "socket_timeout": options["socket_timeout"],
+        **own,
+        **({"ssl": True, **tls_options} if tls else {}),
+    }
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)
+    client = sentinel.master_for(target.service, redis_class=_Server, ssl=tls, **data, **options)
+    client.sentinel_manager = sentinel
+    return cast(_Server, client)
 
 
 def _replica_wait(
@@ -263,7 +369,9 @@ async def open_client(
     }
     plain_url = url.replace("+cluster", "", 1)
     client: _Server | _Cluster
-    if "+cluster" not in parts.scheme:
+    if parts.scheme.endswith("+sentinel"):
+        client = _sentinel_client(url, options)
+    elif "+cluster" not in parts.scheme:
         pool = BlockingConnectionPool.from_url(plain_url, timeout=socket_timeout, **options)
         client = cast(_Server, _Server.from_pool(pool))
     else:
@@ -277,6 +385,15 @@ async def open_client(
 def _replica_wait_of(client: Client) -> ReplicaWait | None:
     """The wait a client built by ``open_client`` does after writes; None for others."""
     return client.replica_wait if isinstance(client, _Server | _Cluster) else None
+
+
+def _where(url: str, parts: SplitResult) -> str:
+    """Where ``url`` leads, for messages: an address, a socket path, or Sentinels."""
+    if parts.scheme.endswith("+sentinel"):
+        target = _sentinel_target(url)
+        hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+        return f"the primary of {target.service!r} named by Sentinel {hosts}"
+    return f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
 
 
 class _Pool(NamedTuple):
@@ -312,9 +429,10 @@ class RedisConnection:
                 "wait_for_replicas needs a client built from a URL; a client passed in "
                 "is used as it is"
             )
-        self._url, self._cluster = url, "+cluster" in parts.scheme
-        where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
-        self._where = "the given client" if client else where
+        self._url = url
+        # These pools refuse a connection past max_connections instead of waiting for one.
+        self._gated = parts.scheme.endswith(("+cluster", "+sentinel"))
+        self._where = "the given client" if client else _where(url, parts)
         self._timeout = socket_timeout
         self._options: dict[str, Any] = {
             "connect_timeout": connect_timeout,
@@ -328,7 +446,7 @@ class RedisConnection:
 
     async def _open(self) -> _Pool:
         client = await open_client(self._url, **self._options)
-        gate = asyncio.Semaphore(self._options["max_connections"]) if self._cluster else None
+        gate = asyncio.Semaphore(self._options["max_connections"]) if self._gated else None
         return _Pool(client, gate)
 
     @asynccontextmanager

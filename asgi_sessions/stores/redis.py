@@ -132,12 +132,15 @@ def _pins_slot(prefix: str) -> bool:
 
 
 class RedisStore(SessionStore):
-    """Sessions in Redis or a Redis Cluster, expired natively and by the store's clock."""
+    """Sessions in Redis (one server, behind Sentinel, or a Cluster), expired natively and by
+    the store's clock."""
 
     driver_url_parameters: ClassVar[frozenset[str]] = frozenset(
         {
             "db", "username", "password", "client_name", "health_check_interval",
             "socket_keepalive", "socket_read_size",
+            # the Sentinels' own credentials, with redis+sentinel:// only
+            "sentinel_username", "sentinel_password",
             # TLS, with rediss:// only
             "ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_ca_path",
             "ssl_ca_data", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_ciphers",
@@ -160,7 +163,8 @@ class RedisStore(SessionStore):
         wait_for_replicas: int = 0,
         wait_timeout_ms: int | None = None,
     ) -> None:
-        """Connect to ``url`` lazily (``redis+cluster://`` for a cluster), or use ``client``.
+        """Connect to ``url`` lazily (``redis+cluster://`` for a cluster, ``redis+sentinel://``
+        for the primary Redis Sentinel names), or use ``client``.
 
         A client passed in stays the caller's: ``close()`` leaves it open.
         """
@@ -183,13 +187,14 @@ class RedisStore(SessionStore):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, ``rediss+cluster://``."""
+        """``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, ``rediss+cluster://``,
+        ``redis+sentinel://``, ``rediss+sentinel://``."""
         parts = urlsplit(url)
         tls_only = [name for name, _ in parse_qsl(parts.query) if name.startswith("ssl_")]
         if tls_only and not parts.scheme.lower().startswith("rediss"):
             raise ValueError(
                 f"{', '.join(tls_only)} in {redact_url(url)!r} applies to TLS connections"
-                " only: use rediss:// (or rediss+cluster://)"
+                " only: use rediss:// (or rediss+cluster://, rediss+sentinel://)"
             )
         return cls(url, **options)
 

@@ -1,8 +1,10 @@
-"""Both conformance suites on RedisStore: one Redis server, and a three-primary cluster."""
+"""Both conformance suites on RedisStore: one Redis server, a primary found through Redis
+Sentinel (with a replica and three Sentinels), and a three-primary cluster."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -10,14 +12,19 @@ from asgi_sessions.stores.base import Clock, SessionStore
 from asgi_sessions.stores.redis import RedisStore
 from asgi_sessions.testing import MiddlewareConformance, StoreConformance
 
-pytest_plugins = ["redis_cluster"]
+pytest_plugins = ["redis_cluster", "redis_sentinel"]
+
+URL_FIXTURES = {
+    "server": "redis_url",
+    "sentinel": "redis_sentinel_url",
+    "cluster": "redis_cluster_url",
+}
 
 
 class RedisStores:
-    @pytest.fixture(params=["server", "cluster"])
+    @pytest.fixture(params=list(URL_FIXTURES))
     def url(self, request: pytest.FixtureRequest) -> str:
-        fixture = "redis_url" if request.param == "server" else "redis_cluster_url"
-        value: str = request.getfixturevalue(fixture)
+        value: str = request.getfixturevalue(URL_FIXTURES[request.param])
         return value
 
     @pytest.fixture
@@ -36,9 +43,9 @@ class TestRedisStore(RedisStores, StoreConformance):
         self, url: str, unresponsive_address: tuple[str, int]
     ) -> Callable[[Clock], SessionStore]:
         host, port = unresponsive_address
-        scheme = url.split("://")[0]
+        silent = urlunsplit(urlsplit(url)._replace(netloc=f"{host}:{port}"))
         return lambda clock: RedisStore(
-            f"{scheme}://{host}:{port}", clock=clock, connect_timeout=0.2, socket_timeout=0.2
+            silent, clock=clock, connect_timeout=0.2, socket_timeout=0.2
         )
 
 

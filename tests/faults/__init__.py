@@ -4,5 +4,10 @@ import pytest
 
 # Shared helpers assert too; let pytest show both sides when they fail.
 pytest.register_assert_rewrite(
-    "faults.proxy", "faults.servers", "faults.stores", "faults.traffic", "redis_cluster"
+    "faults.load",
+    "faults.proxy",
+    "faults.servers",
+    "faults.stores",
+    "faults.traffic",
+    "redis_cluster",
 )

@@ -14,24 +14,26 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT = 30.0
+from asgi_sessions.testing._redis_servers import HOST, RedisServer, free_port, wait_until
+
+__all__ = [
+    "PostgresServer",
+    "RedisServer",
+    "accepts_connections",
+    "free_port",
+    "require",
+    "running_postgres",
+    "running_redis",
+    "running_redis_with_replica",
+    "wait_until",
+]
 POSTGRES_BIN = Path(os.environ.get("ASGI_SESSIONS_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def free_port() -> int:
-    """A loopback port the kernel has just handed out as free."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def require(*binaries: str | Path) -> None:
@@ -44,82 +46,12 @@ def require(*binaries: str | Path) -> None:
         pytest.skip(message)
 
 
-def wait_until(ready: Callable[[], bool], what: str) -> None:
-    """Poll ``ready`` every 50 ms until it returns True, for at most STARTUP_TIMEOUT."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not ready():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {STARTUP_TIMEOUT} s")
-        time.sleep(0.05)
-
-
 def accepts_connections(port: int) -> bool:
     try:
         socket.create_connection((HOST, port), timeout=1).close()
     except OSError:
         return False
     return True
-
-
-class RedisServer:
-    """A ``redis-server`` that keeps nothing on disk: a restart loses every key."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    def start(self, *, replica_of: RedisServer | None = None) -> None:
-        """Start on this server's port; as a replica of ``replica_of`` if given."""
-        command = ["redis-server", "--port", str(self.port), "--bind", HOST]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        command += ["--logfile", str(self.directory / f"redis-{self.port}.log")]
-        if replica_of is not None:
-            command += ["--replicaof", HOST, str(replica_of.port)]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-        wait_until(self._pong, f"redis-server on port {self.port} did not answer PING")
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): it neither reads nor answers, its sockets stay open."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """Let a paused server run on (SIGCONT)."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-
-    def in_sync(self) -> bool:
-        """Whether this replica's link to its primary is up."""
-        info = ["redis-cli", "-h", HOST, "-p", str(self.port), "INFO", "replication"]
-        result = subprocess.run(info, capture_output=True, text=True, timeout=10, check=False)
-        return "master_link_status:up" in result.stdout
-
-    def kill(self) -> None:
-        """End the server abruptly, as a crash would."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.resume()
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
-
-    def _pong(self) -> bool:
-        ping = ["redis-cli", "-h", HOST, "-p", str(self.port), "PING"]
-        result = subprocess.run(ping, capture_output=True, text=True, timeout=10, check=False)
-        return result.stdout.strip() == "PONG"
 
 
 class PostgresServer:

@@ -19,120 +19,23 @@ were never acknowledged (503), so nothing acknowledged is lost.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
-import anyio.to_thread
-import httpx
 import pytest
 from redis_cluster import Cluster, Node, wait_until
 
 from asgi_sessions.stores import create_store
 from asgi_sessions.stores.base import SessionStore
-from asgi_sessions.testing.app import build_app
+from faults.load import CLIENTS, Load, Tally, in_thread
 from faults.stores import TIMEOUT, with_options
-from faults.traffic import RECOVERY_DEADLINE, save
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["redis_cluster"]
 
-CLIENTS = 32
 WORKERS = 2
 PREFIX = "failover:"
-
-
-@dataclasses.dataclass
-class Tally:
-    """What the clients got back, and which writes were acknowledged."""
-
-    statuses: Counter[int] = dataclasses.field(default_factory=Counter)
-    escaped: list[str] = dataclasses.field(default_factory=list)
-    """Errors that escaped the app: a server would drop the connection."""
-    acknowledged: list[dict[str, str]] = dataclasses.field(
-        default_factory=lambda: [{} for _ in range(CLIENTS)]
-    )
-    last_refused: float = 0.0
-    """perf_counter() of the last answer that was not a 200."""
-
-    @property
-    def answers(self) -> int:
-        return sum(self.statuses.values()) + len(self.escaped)
-
-
-class Load:
-    """CLIENTS clients writing to their own sessions, spread over the apps of ``stores``."""
-
-    def __init__(self, stores: list[SessionStore]) -> None:
-        transports = [httpx.ASGITransport(build_app(store)) for store in stores]
-        self.clients = [
-            httpx.AsyncClient(transport=transports[n % len(stores)], base_url="http://t")
-            for n in range(CLIENTS)
-        ]
-        self.tally = Tally()
-        self.running = True
-
-    async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-
-    async def login(self) -> None:
-        for index, client in enumerate(self.clients):
-            assert (await client.post(f"/login/user{index}")).status_code == 200
-
-    async def write(self, index: int, number: int) -> int:
-        """One write of client ``index``; counted, and remembered if acknowledged."""
-        key, value = f"k{number}", f"v{index}-{number}"
-        try:
-            response = await self.clients[index].post(f"/set/{key}", json=value)
-        except Exception as exc:  # the app let it escape: a server drops the connection
-            self.tally.escaped.append(f"{type(exc).__name__}: {exc}")
-            self.tally.last_refused = time.perf_counter()
-            return 0
-        self.tally.statuses[response.status_code] += 1
-        if response.status_code == 200:
-            self.tally.acknowledged[index][key] = value
-        else:
-            self.tally.last_refused = time.perf_counter()
-            if response.status_code == 503:
-                assert response.headers["retry-after"]
-                assert "set-cookie" not in response.headers
-        return response.status_code
-
-    async def keep_writing(self, index: int) -> None:
-        number = 0
-        while self.running:
-            await self.write(index, number)
-            number += 1
-            await anyio.sleep(0.005)
-
-    async def answered(self, more: int) -> None:
-        """Wait until the clients have had ``more`` answers since the call."""
-        target = self.tally.answers + more
-        with anyio.fail_after(RECOVERY_DEADLINE):
-            while self.tally.answers < target:
-                await anyio.sleep(0.01)
-
-    async def served_again(self) -> None:
-        """Wait until every client has a write answered 200."""
-        with anyio.fail_after(RECOVERY_DEADLINE):
-            for index in range(CLIENTS):
-                number = 1_000_000
-                while await self.write(index, number) != 200:
-                    number += 1
-                    await anyio.sleep(0.05)
-
-    async def lost(self) -> int:
-        """Read every session back; count acknowledged writes missing or changed."""
-        lost = 0
-        for client, acknowledged in zip(self.clients, self.tally.acknowledged, strict=True):
-            response = await client.get("/read")
-            assert response.status_code == 200
-            data = response.json()["data"]
-            lost += sum(data.get(key) != value for key, value in acknowledged.items())
-        return lost
 
 
 @pytest.fixture(params=[0, 1], ids=["no-wait", "wait-for-1-replica"])
@@ -170,10 +73,6 @@ def failed_over(cluster: Cluster, killed: Node, replica: Node) -> None:
     wait_until(done, f"node {replica.port} did not take over from {killed.port}")
 
 
-async def in_thread(step: Callable[[], object]) -> None:
-    await anyio.to_thread.run_sync(step)
-
-
 async def kill_a_primary_under_load(
     cluster: Cluster, stores: list[SessionStore], scenario: str, *, cut_off_replica: bool
 ) -> tuple[Tally, dict[str, object]]:
@@ -206,22 +105,8 @@ async def kill_a_primary_under_load(
         lost = await load.lost()
     finally:
         await load.aclose()
-    tally = load.tally
-    figures: dict[str, object] = {
-        "clients": CLIENTS,
-        "workers": WORKERS,
-        "answers": tally.answers,
-        "200": tally.statuses[200],
-        "503": tally.statuses[503],
-        "500": tally.statuses[500],
-        "escaped": len(tally.escaped),
-        "failover_seconds": round(failover_seconds, 2),
-        "refused_until_seconds_after_kill": round(tally.last_refused - killed_at, 2),
-        "acknowledged_writes_lost": lost,
-    }
-    print(f"\n[failover] {scenario}: {figures} {Counter(tally.escaped).most_common(3)}")
-    save("failover", scenario, figures)
-    return tally, figures
+    figures = load.report(scenario, killed_at, failover_seconds, lost)
+    return load.tally, figures
 
 
 async def test_a_primary_killed_under_load_is_503_never_500_and_service_resumes(
