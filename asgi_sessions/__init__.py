@@ -3,6 +3,7 @@
     app.add_middleware(SessionMiddleware, store=SQLiteStore("sessions.db"))
 """
 
+from asgi_sessions.events import SessionEvent, SessionEvents
 from asgi_sessions.exceptions import (
     CorruptSession,
     InsecureConfiguration,
@@ -15,7 +16,7 @@ from asgi_sessions.exceptions import (
     UnserializableValue,
 )
 from asgi_sessions.middleware import SessionMiddleware
-from asgi_sessions.persistence import create_session
+from asgi_sessions.persistence import create_session, revoke_user_sessions
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import Session
 from asgi_sessions.stores import SessionRecord, SessionStore, create_store, register_store
@@ -30,6 +31,8 @@ __all__ = [
     "Session",
     "SessionConflict",
     "SessionError",
+    "SessionEvent",
+    "SessionEvents",
     "SessionExists",
     "SessionMiddleware",
     "SessionNotLoaded",
@@ -41,4 +44,5 @@ __all__ = [
     "create_session",
     "create_store",
     "register_store",
+    "revoke_user_sessions",
 ]

@@ -53,6 +53,11 @@ class Client:
     user_agent: str | None
     ip: str | None
 
+    def describe(self) -> str:
+        """``user agent from address``, as an event or a log line shows the client."""
+        agent = self.user_agent or "an unknown client"
+        return agent if self.ip is None else f"{agent} from {self.ip}"
+
     def stamp(self, record: SessionRecord, now: datetime) -> SessionRecord:
         """``record`` as written by this client at ``now``."""
         return dataclasses.replace(record, user_agent=self.user_agent, ip=self.ip, last_seen_at=now)
@@ -149,8 +154,9 @@ async def list_devices(store: SessionStore, user_id: str, current_key: str | Non
     return [_device(record, current_key) for record in await store.user_sessions(user_id)]
 
 
-async def revoke_device(store: SessionStore, user_id: str, id: str) -> bool:
-    """End the user's session named ``id``; False, ending nothing, if none of theirs is.
+async def revoke_device(store: SessionStore, user_id: str, id: str) -> str | None:
+    """End the user's session named ``id`` and return its key; None, ending nothing, if
+    none of theirs is.
 
     Each attempt ends the record only at the version just listed, and only while it is
     still the user's: a session that changes hands meanwhile is never ended for
@@ -159,7 +165,7 @@ async def revoke_device(store: SessionStore, user_id: str, id: str) -> bool:
     for _ in range(_REVOKE_ATTEMPTS):
         mine = [r for r in await store.user_sessions(user_id) if device_id(r.key) == id]
         if not mine:
-            return False
+            return None
         if await store.destroy(mine[0].key, expected_version=mine[0].version):
-            return True
-    return False
+            return mine[0].key
+    return None

@@ -3,16 +3,19 @@ the response starts. A drop-in for Starlette's cookie ``SessionMiddleware``."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_sessions import cleanup
 from asgi_sessions.cookies import CookiePolicy, SameSite, add_session_headers
 from asgi_sessions.devices import AddressMode, DeviceTracking
+from asgi_sessions.events import SessionEvent, SessionEvents
 from asgi_sessions.exceptions import InsecureConfiguration, SessionConflict, StoreUnavailable
 from asgi_sessions.lifetime import DEFAULT_TOUCH_INTERVAL, Duration, Lifetime, duration
 from asgi_sessions.persistence import DEFAULT_MAX_SIZE, ActiveSession, SessionSettings
@@ -20,6 +23,7 @@ from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import UnavailableSession
 from asgi_sessions.stores.base import SessionStore
+from asgi_sessions.telemetry import Telemetry
 from asgi_sessions.tokens import TokenGenerator
 
 __all__ = ["SessionMiddleware", "find_middleware"]
@@ -54,6 +58,8 @@ class SessionMiddleware:
     | `generate_token` | 256 random bits | makes new tokens; checked for length and alphabet |
     | `encryption` | `None` | seal data at rest: `KeyRing({...})` or `TokenBound()` |
     | `track_devices` | `False` | record each session's user agent, address and last-seen time |
+    | `events` | `None` | `SessionEvents` whose callbacks hear of logins, logouts, revokes... |
+    | `telemetry` | `None` | `Telemetry()`: OpenTelemetry spans and metrics (`otel` extra) |
     | `device_address` | `"full"` | or `"truncated"` (IPv4 /24, IPv6 /48), or `"none"` |
     | `cleanup_interval` | `None` | sweep expired sessions this often during the lifespan |
     | `retry_after` | 5 | the Retry-After of a 503 answer, in seconds |
@@ -85,6 +91,8 @@ class SessionMiddleware:
         encryption: Sealer | None = None,
         track_devices: bool = False,
         device_address: AddressMode = "full",
+        events: SessionEvents | None = None,
+        telemetry: Telemetry | None = None,
         cleanup_interval: Duration | None = None,
         retry_after: int = 5,
         autoload: bool = True,
@@ -97,6 +105,8 @@ class SessionMiddleware:
                 "cookie over plain HTTP: pass https_only=True (serve over HTTPS)"
             )
         self.app = app
+        if telemetry is not None:
+            store = telemetry.traced(store)
         self.store = store
         lifetime = Lifetime.from_options(
             max_age=None if max_age is _STARLETTE_DEFAULT else max_age,
@@ -113,6 +123,8 @@ class SessionMiddleware:
             generate_token,
             encryption,
             DeviceTracking(track_devices, device_address),
+            events,
+            telemetry,
         )
         self.cookie = CookiePolicy(
             session_cookie, path, domain, same_site, https_only, partitioned, host_prefix
@@ -140,16 +152,17 @@ class SessionMiddleware:
         token = self.cookie.token_from(scope["headers"])
         active = await self._start(scope, token)
         started = refused = False
+        outage: Exception | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, refused
+            nonlocal started, refused, outage
             if message["type"] == "http.response.start":
                 started = True
                 if active is not None:
                     try:
                         update = await active.commit(keep_changes=message["status"] < 500)
                     except _REFUSED as exc:
-                        refused = True
+                        refused, outage = True, exc
                         await self._refuse(send, exc)
                         return
                     if token is not None or update is not None:
@@ -170,7 +183,24 @@ class SessionMiddleware:
             error = _session_error(exc)
             if error is None or started:
                 raise
+            outage = error
             await self._refuse(send, error)
+        if self.settings.events is not None:
+            await self._deliver(scope, active, outage)
+
+    async def _deliver(
+        self, scope: Scope, active: ActiveSession | None, outage: Exception | None
+    ) -> None:
+        """Hand the request's session events to the app's callbacks, now that the
+        response has been sent; a store that could not be reached is one too."""
+        events = self.settings.events
+        assert events is not None
+        happened = [] if active is None else active.happened
+        if isinstance(outage, StoreUnavailable) and events.wants("unavailable"):
+            happened = [*happened, SessionEvent("unavailable", None, None, str(outage))]
+        if happened:
+            request = Request(scope)
+            await events.deliver(dataclasses.replace(e, request=request) for e in happened)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Give a websocket the session read-only (``await session.save()`` writes); a store
@@ -216,6 +246,9 @@ class SessionMiddleware:
     async def _refuse(self, send: Send, error: Exception, *, prefix: str = "http.") -> None:
         """Answer 503 with Retry-After: the session exists but cannot be used right now."""
         self._log(error)
+        if self.settings.telemetry is not None:
+            reason = "conflict" if isinstance(error, SessionConflict) else "unavailable"
+            self.settings.telemetry.refused.add(1, {"asgi_sessions.reason": reason})
         body = b"Session store unavailable; please retry shortly."
         if isinstance(error, SessionConflict):
             body = b"The session changed while this request was saved; please retry."

@@ -37,6 +37,7 @@ from asgi_sessions.devices import (
     list_devices,
     revoke_device,
 )
+from asgi_sessions.events import KEY_SHOWN, EventKind, SessionEvent, SessionEvents
 from asgi_sessions.exceptions import (
     CorruptSession,
     SessionConflict,
@@ -49,8 +50,16 @@ from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import Action, Session, UnloadedSession, checked_user_id, take_action
 from asgi_sessions.stores.base import SessionRecord, SessionStore
+from asgi_sessions.telemetry import Telemetry
 
-__all__ = ["DEFAULT_MAX_SIZE", "ActiveSession", "CookieUpdate", "SessionSettings"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "ActiveSession",
+    "CookieUpdate",
+    "SessionSettings",
+    "create_session",
+    "revoke_user_sessions",
+]
 
 logger = logging.getLogger("asgi_sessions")
 
@@ -128,6 +137,8 @@ class SessionSettings:
     generate_token: tokens.TokenGenerator | None = None
     sealer: Sealer | None = None
     devices: DeviceTracking = field(default_factory=DeviceTracking)
+    events: SessionEvents | None = None
+    telemetry: Telemetry | None = None
     turns: _Turns = field(default_factory=_Turns, repr=False)
 
     def new_token(self) -> str:
@@ -218,6 +229,7 @@ class ActiveSession:
         "_plain",
         "_unsent",
         "client",
+        "happened",
         "record",
         "session",
         "settings",
@@ -236,6 +248,8 @@ class ActiveSession:
         """A well-formed cookie token whose record has not been read yet."""
         self.client = client
         """The request's client, stamped on every write; None when devices are not tracked."""
+        self.happened: list[SessionEvent] = []
+        """Events for the app's callbacks, delivered by the middleware after the response."""
         self.token: str | None = None
         """The token that names ``record``; None while nothing is stored."""
         self.record: SessionRecord | None = None
@@ -264,6 +278,7 @@ class ActiveSession:
         self.session.__class__ = Session
         if record is None:
             logger.debug("session cookie names no live session (key %s...)", key[:16])
+            self._note("expired", key, None, "the cookie names no live session any more")
         else:
             self._adopt(record, token)
 
@@ -307,6 +322,24 @@ class ActiveSession:
         self._plain = b""
         self._show({}, None)
 
+    def _note(self, kind: EventKind, key: str | None, user_id: str | None, reason: str) -> None:
+        """Count an event, if telemetry is on, and tell the app's callbacks of it."""
+        self._count(kind)
+        self._tell(kind, key, user_id, reason)
+
+    def _count(self, kind: EventKind, times: int = 1) -> None:
+        if self.settings.telemetry is not None and times:
+            self.settings.telemetry.sessions.add(times, {"asgi_sessions.event": kind})
+
+    def _tell(self, kind: EventKind, key: str | None, user_id: str | None, reason: str) -> None:
+        """Keep an event for the app's callbacks, if one listens for its kind."""
+        events = self.settings.events
+        if events is None or not events.wants(kind):
+            return
+        device = None if self.client is None else self.client.describe()
+        prefix = None if key is None else key[:KEY_SHOWN]
+        self.happened.append(SessionEvent(kind, user_id, prefix, reason, device=device))
+
     # -- the user's devices -------------------------------------------------------------
 
     async def devices(self) -> list[Device]:
@@ -328,7 +361,10 @@ class ActiveSession:
             self.session.destroy()
             return True
         async with self._deadline():
-            return await revoke_device(self.settings.store, user_id, id)
+            key = await revoke_device(self.settings.store, user_id, id)
+        if key is not None:
+            self._note("revoked", key, user_id, "by the user")
+        return key is not None
 
     async def revoke_others(self) -> int:
         """End every session of the user but this one; return how many were ended."""
@@ -336,8 +372,17 @@ class ActiveSession:
         if user_id is None:
             return 0
         keep = None if self.record is None else self.record.key
+        store, events = self.settings.store, self.settings.events
         async with self._deadline():
-            return await self.settings.store.destroy_user_sessions(user_id, keep=keep)
+            listed = []  # only to name each revoked session to a listener
+            if events is not None and events.wants("revoked"):
+                listed = await store.user_sessions(user_id)
+            revoked = await store.destroy_user_sessions(user_id, keep=keep)
+        self._count("revoked", revoked)
+        for record in listed:
+            if record.key != keep:
+                self._tell("revoked", record.key, user_id, "by the user, with all but one")
+        return revoked
 
     # -- committing --------------------------------------------------------------------
 
@@ -380,7 +425,7 @@ class ActiveSession:
         session, lifetime = self.session, self.settings.lifetime
         action = take_action(session)
         if action is Action.DESTROY:
-            return partial(self._end, start_again=keep_changes)
+            return partial(self._end, start_again=keep_changes, why=("destroyed", "logout"))
         record = self.record
         if record is None:
             if keep_changes and (session or session.user_id is not None):
@@ -393,8 +438,8 @@ class ActiveSession:
             data, user_id = self.settings.decode(self._plain), record.user_id
         now = self.settings.store.clock()
         expires_at = lifetime.expires_at(record.created_at, now, data.get(EXPIRY_KEY))
-        if expires_at <= now:
-            return partial(self._end, start_again=False)  # its own lifetime is over
+        if expires_at <= now:  # its own lifetime is over
+            return partial(self._end, start_again=False, why=("expired", "its lifetime is over"))
         if action is Action.REGENERATE:
             return partial(self._regenerate, data, user_id)
         if not keep_changes:
@@ -407,21 +452,39 @@ class ActiveSession:
         return None
 
     async def _create(
-        self, data: Mapping[str, Any], user_id: str | None, created_at: datetime
+        self,
+        data: Mapping[str, Any],
+        user_id: str | None,
+        created_at: datetime,
+        *,
+        succeeds: SessionRecord | None = None,
     ) -> CookieUpdate | None:
-        """Create: store the data as a new record under a fresh token."""
+        """Create: store the data as a new record under a fresh token (the successor of
+        ``succeeds``, when regenerating)."""
         made = await self.settings.create(data, user_id, created_at, self.client)
         if made is None:
             return None
         self.token, self.record, self._plain = made
+        key = made.record.key
+        if succeeds is None:
+            self._note("created", key, user_id, "a new session")
+        else:
+            self._note("regenerated", key, user_id, f"succeeds {succeeds.key[:KEY_SHOWN]}")
+        previous_user = None if succeeds is None else succeeds.user_id
+        if user_id is not None and user_id != previous_user:
+            self._note("login", key, user_id, "user attached")
         return self._cookie(made.record, data)
 
-    async def _end(self, *, start_again: bool) -> CookieUpdate | None:
+    async def _end(
+        self, *, start_again: bool, why: tuple[EventKind, str]
+    ) -> CookieUpdate | None:
         """Retire the record whatever its version (logout, or a lifetime that is over),
         then start a new session if the app put data in after destroy()."""
         had_record = self.record is not None
         if self.record is not None:
             await self.settings.store.destroy(self.record.key)
+            kind, reason = why
+            self._note(kind, self.record.key, self.record.user_id, reason)
         data, user_id = dict(self.session), self.session.user_id
         self._forget()
         if start_again and (data or user_id is not None):
@@ -445,7 +508,7 @@ class ActiveSession:
         async with self.settings.turns.of(self.record.key):
             retired, data, user_id = await self._settle(data, user_id, retire)
         self.record = self.token = None
-        return await self._create(data, user_id, retired.created_at)
+        return await self._create(data, user_id, retired.created_at, succeeds=retired)
 
     async def _save(self, data: dict[str, Any], user_id: str | None, raw: bytes) -> CookieUpdate:
         """Compare-and-set the data at the loaded version, merging with concurrent writers."""
@@ -462,6 +525,8 @@ class ActiveSession:
                 new = self.client.stamp(new, store.clock())
             if not await store.update(new, expected_version=record.version):
                 return False
+            if user is not None and user != record.user_id:
+                self._note("login", record.key, user, "user attached")
             self.record = dataclasses.replace(new, version=record.version + 1)
             self._plain = plain
             return True
@@ -485,12 +550,17 @@ class ActiveSession:
         loaded = record = self.record
         loaded_plain = self._plain
         changes: merge.Changes | None = None
+        telemetry = self.settings.telemetry
         for attempt in range(_WRITE_ATTEMPTS):
             if await step(record, data, user_id):
                 return record, data, user_id
+            if telemetry is not None:
+                telemetry.retries.add(1)
             fresh = await self.settings.store.read(loaded.key)
             if fresh is None:
                 self._forget()
+                if telemetry is not None:
+                    telemetry.conflicts.add(1)
                 raise SessionConflict(
                     "the session was ended (logout or revoke) while this request was saving "
                     "it; nothing was saved"
@@ -503,6 +573,8 @@ class ActiveSession:
             record = fresh
             if attempt:  # writers in other processes: step out of their way a little
                 await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        if telemetry is not None:
+            telemetry.conflicts.add(1)
         raise SessionConflict(
             f"the session changed {_WRITE_ATTEMPTS} times while this request was saving it; "
             "nothing was saved, retry the request"
@@ -591,3 +663,31 @@ async def create_session(
     if made is None:
         raise ValueError("the data's own expiry (set_expiry) is already over: nothing to create")
     return made.token
+
+
+async def revoke_user_sessions(
+    target: Any, user_id: str | int, *, keep: str | None = None, reason: str = "by an operator"
+) -> int:
+    """End every session of ``user_id`` but the one keyed ``keep``, from an admin route or
+    a job; return how many were ended.
+
+    ``target`` is the app (or its SessionMiddleware): the sessions go from its store, and
+    its ``events`` callbacks hear a ``revoked`` event for each, with ``reason``.
+    """
+    from asgi_sessions.middleware import find_middleware
+
+    settings = find_middleware(target).settings
+    user = checked_user_id(user_id)
+    assert user is not None
+    store, events = settings.store, settings.events
+    listed = []
+    if events is not None and events.wants("revoked"):
+        listed = [r for r in await store.user_sessions(user) if r.key != keep]
+    revoked = await store.destroy_user_sessions(user, keep=keep)
+    if settings.telemetry is not None and revoked:
+        settings.telemetry.sessions.add(revoked, {"asgi_sessions.event": "revoked"})
+    if events is not None:
+        await events.deliver(
+            SessionEvent("revoked", user, record.key[:KEY_SHOWN], reason) for record in listed
+        )
+    return revoked

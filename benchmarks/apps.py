@@ -31,6 +31,7 @@ from asgi_sessions.sealing import KeyRing, generate_key
 from asgi_sessions.session import Session
 from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.stores.memory import MemoryStore
+from asgi_sessions.telemetry import Telemetry
 from asgi_sessions.testing.recording import RecordingStore
 from benchmarks import servers
 from benchmarks.settings import Env
@@ -56,8 +57,11 @@ SENTINEL = ("ours-sentinel", "ours-sentinel-wait")
 """RedisStore on the primary Redis Sentinel names (a deployment the run starts itself:
 a primary, a replica, three Sentinels), and with ``wait_for_replicas=1``: the cost of
 waiting for a replica on every write."""
+OTEL = ("ours-memory-otel",)
+"""Ours with ``telemetry=Telemetry()`` and no OpenTelemetry SDK installed, as an app that
+ships the instrumentation but has not turned exporting on: the API's cost alone."""
 PEERS = ("starlette-cookie", "starsessions-memory", "starsessions-redis")
-VARIANTS = ("bare", *PEERS, *OURS, *LAZY, *SEALED, *SENTINEL)
+VARIANTS = ("bare", *PEERS, *OURS, *LAZY, *SEALED, *SENTINEL, *OTEL)
 NEEDS = {  # variant -> server it needs
     "starsessions-redis": "redis",
     "ours-postgres": "postgres",
@@ -209,6 +213,7 @@ def build(name: str, env: Env, *, record: bool = False) -> Built:
             max_age=LIFETIME,
             autoload=not lazy,
             encryption=sealed,
+            telemetry=Telemetry() if mode == "otel" else None,
         )
         routes = session_routes(loaded_session if lazy else scope_session)
         app = Starlette(routes=routes, middleware=[middleware])

@@ -84,6 +84,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _rps(direct, "ours-redis-sealed", route, c), _rps(direct, "ours-redis", route, c)
             )
             add(f"redis sealed (KeyRing) vs unsealed: {route}, c={c}", value, 0.9)
+        for route in ("untouched", "read"):
+            value = _ratio(
+                _rps(direct, "ours-memory-otel", route, c), _rps(direct, "ours-memory", route, c)
+            )
+            add(f"memory with telemetry (API only) vs without: {route}, c={c}", value, 0.95)
     growth = results.get("growth", [])
     for store in dict.fromkeys(row["store"] for row in growth):
         levels = [row for row in growth if row["store"] == store]
@@ -165,6 +170,7 @@ def _throughput(direct: list[dict[str, Any]]) -> list[str]:
         ("ours-redis-sealed", "ours-redis"),
         ("ours-sentinel", "ours-redis"),
         ("ours-sentinel-wait", "ours-sentinel"),
+        ("ours-memory-otel", "ours-memory"),
     ]
     body = []
     measured = {row["variant"] for row in direct}

@@ -75,11 +75,11 @@ async def test_revoking_a_device_ends_only_a_session_of_that_user() -> None:
     devices = await list_devices(store, "ada", mine.key)
     ordered = sorted((mine, other), key=lambda r: r.key)  # created together: by key
     assert [(d.id, d.current) for d in devices] == [(device_id(r.key), r is mine) for r in ordered]
-    assert await revoke_device(store, "ada", device_id(theirs.key)) is False
+    assert await revoke_device(store, "ada", device_id(theirs.key)) is None
     assert await store.read(theirs.key) is not None
-    assert await revoke_device(store, "ada", device_id(other.key)) is True
+    assert await revoke_device(store, "ada", device_id(other.key)) == other.key
     assert await store.read(other.key) is None
-    assert await revoke_device(store, "ada", device_id(other.key)) is False
+    assert await revoke_device(store, "ada", device_id(other.key)) is None
 
 
 async def test_a_device_that_changed_since_it_was_listed_is_still_revoked() -> None:
@@ -89,5 +89,5 @@ async def test_a_device_that_changed_since_it_was_listed_is_still_revoked() -> N
     await store.create(record)
     busy = dataclasses.replace(record, data=b"{}")
     assert await store.update(busy, expected_version=1)
-    assert await revoke_device(store, "ada", device_id(record.key)) is True
+    assert await revoke_device(store, "ada", device_id(record.key)) == record.key
     assert await store.read(record.key) is None

@@ -8,6 +8,7 @@ import pytest
 
 from asgi_sessions.stores.base import Clock, SessionStore
 from asgi_sessions.stores.memory import MemoryStore
+from asgi_sessions.telemetry import Telemetry
 from asgi_sessions.testing import MiddlewareConformance, StoreConformance
 
 
@@ -22,4 +23,17 @@ class TestMemoryStore(MemoryStores, StoreConformance):
 
 
 class TestMemoryMiddleware(MemoryStores, MiddlewareConformance):
+    pass
+
+
+class TracedMemoryStores:
+    """MemoryStore behind the OpenTelemetry wrapper: the wrapper forwards every call."""
+
+    @pytest.fixture
+    def make_store(self) -> Callable[[Clock], SessionStore]:
+        telemetry = Telemetry()
+        return lambda clock: telemetry.traced(MemoryStore(clock=clock))
+
+
+class TestTracedMemoryStore(TracedMemoryStores, StoreConformance):
     pass
