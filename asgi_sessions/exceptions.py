@@ -4,6 +4,7 @@
     ├── StoreUnavailable            the store is down or timing out; answered with 503
     ├── SessionConflict             the session was ended or kept changing while a request
     │                               saved it; nothing was saved; answered with 503
+    ├── SessionLimitReached         a login over max_sessions_per_user ("refuse"); answered 409
     ├── SessionExists               create() was given a key that is already taken
     ├── SessionTooLarge             serialized data is over max_size (also a ValueError)
     ├── UnserializableValue         a value cannot be serialized (also a TypeError)
@@ -27,6 +28,16 @@ class SessionConflict(SessionError):
     """The session was ended (logout, revoke) or kept changing while this request saved it.
 
     Nothing of the request was saved. The store is healthy: retrying the request is safe.
+    """
+
+
+class SessionLimitReached(SessionError):
+    """A login would give the user more live sessions than ``max_sessions_per_user``
+    allows, and the limit refuses (``session_limit="refuse"``): nothing was saved.
+
+    Raised by ``await session.save()`` in the login handler, where the app can turn it
+    into a message ("sign out on another device first"); at the middleware's own commit
+    it is answered 409.
     """
 
 

@@ -16,8 +16,14 @@ from asgi_sessions import cleanup
 from asgi_sessions.cookies import CookiePolicy, SameSite, add_session_headers
 from asgi_sessions.devices import AddressMode, DeviceTracking
 from asgi_sessions.events import SessionEvent, SessionEvents
-from asgi_sessions.exceptions import InsecureConfiguration, SessionConflict, StoreUnavailable
+from asgi_sessions.exceptions import (
+    InsecureConfiguration,
+    SessionConflict,
+    SessionLimitReached,
+    StoreUnavailable,
+)
 from asgi_sessions.lifetime import DEFAULT_TOUCH_INTERVAL, Duration, Lifetime, duration
+from asgi_sessions.limits import LimitPolicy, SessionLimit
 from asgi_sessions.persistence import DEFAULT_MAX_SIZE, ActiveSession, SessionSettings
 from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
@@ -58,9 +64,11 @@ class SessionMiddleware:
     | `generate_token` | 256 random bits | makes new tokens; checked for length and alphabet |
     | `encryption` | `None` | seal data at rest: `KeyRing({...})` or `TokenBound()` |
     | `track_devices` | `False` | record each session's user agent, address and last-seen time |
+    | `device_address` | `"full"` | or `"truncated"` (IPv4 /24, IPv6 /48), or `"none"` |
     | `events` | `None` | `SessionEvents` whose callbacks hear of logins, logouts, revokes... |
     | `telemetry` | `None` | `Telemetry()`: OpenTelemetry spans and metrics (`otel` extra) |
-    | `device_address` | `"full"` | or `"truncated"` (IPv4 /24, IPv6 /48), or `"none"` |
+    | `max_sessions_per_user` | `None` | at most this many live sessions per user |
+    | `session_limit` | `"evict_oldest"` | or `"refuse"`: a login over it is SessionLimitReached |
     | `cleanup_interval` | `None` | sweep expired sessions this often during the lifespan |
     | `retry_after` | 5 | the Retry-After of a 503 answer, in seconds |
     | `autoload` | `True` | read before the app runs; `False`: on `await session.load()` |
@@ -93,6 +101,8 @@ class SessionMiddleware:
         device_address: AddressMode = "full",
         events: SessionEvents | None = None,
         telemetry: Telemetry | None = None,
+        max_sessions_per_user: int | None = None,
+        session_limit: LimitPolicy = "evict_oldest",
         cleanup_interval: Duration | None = None,
         retry_after: int = 5,
         autoload: bool = True,
@@ -125,6 +135,9 @@ class SessionMiddleware:
             DeviceTracking(track_devices, device_address),
             events,
             telemetry,
+            None
+            if max_sessions_per_user is None
+            else SessionLimit(max_sessions_per_user, session_limit),
         )
         self.cookie = CookiePolicy(
             session_cookie, path, domain, same_site, https_only, partitioned, host_prefix
@@ -164,6 +177,10 @@ class SessionMiddleware:
                     except _REFUSED as exc:
                         refused, outage = True, exc
                         await self._refuse(send, exc)
+                        return
+                    except SessionLimitReached as exc:
+                        refused = True
+                        await _answer(send, 409, str(exc).encode())
                         return
                     if token is not None or update is not None:
                         headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
@@ -252,14 +269,7 @@ class SessionMiddleware:
         body = b"Session store unavailable; please retry shortly."
         if isinstance(error, SessionConflict):
             body = b"The session changed while this request was saved; please retry."
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(self.retry_after).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": f"{prefix}response.start", "status": 503, "headers": headers})
-        await send({"type": f"{prefix}response.body", "body": body})
+        await _answer(send, 503, body, [(b"retry-after", str(self.retry_after).encode())], prefix)
 
     def _log(self, error: Exception) -> None:
         """Tell the operator, at most once per interval: the store is down or contended."""
@@ -267,6 +277,24 @@ class SessionMiddleware:
             self._outages.warning("session conflict answered with 503: %s", error)
         else:
             self._outages.warning("session store unavailable, answered with 503: %s", error)
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    prefix: str = "http.",
+) -> None:
+    """Send a short plain-text response of the middleware's own, never cached."""
+    sent = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *(headers or []),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": f"{prefix}response.start", "status": status, "headers": sent})
+    await send({"type": f"{prefix}response.body", "body": body})
 
 
 def _session_error(exc: BaseException) -> Exception | None:

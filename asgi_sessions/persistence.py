@@ -42,10 +42,13 @@ from asgi_sessions.exceptions import (
     CorruptSession,
     SessionConflict,
     SessionExists,
+    SessionLimitReached,
     SessionTooLarge,
     StoreUnavailable,
 )
 from asgi_sessions.lifetime import EXPIRY_KEY, Lifetime, check_own_expiry
+from asgi_sessions.limits import SessionLimit, within_limit
+from asgi_sessions.locks import LocalLocks
 from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import Action, Session, UnloadedSession, checked_user_id, take_action
@@ -100,29 +103,6 @@ Step = Callable[[], Awaitable["CookieUpdate | None"]]
 """One guarded step of a commit, ready to run: it answers what the client must be told."""
 
 
-class _Turns:
-    """One lock per session key being written in this process, so that the writers of
-    one session take turns instead of failing each other's compare-and-set."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def of(self, key: str) -> AsyncIterator[None]:
-        name = (asyncio.get_running_loop(), key)
-        lock, users = self._locks.get(name) or (asyncio.Lock(), 0)
-        self._locks[name] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[name]
-            if users == 1:
-                del self._locks[name]
-            else:
-                self._locks[name] = (lock, users - 1)
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class SessionSettings:
     """How sessions are made and kept: the store, the lifetime policy, the data format,
@@ -139,7 +119,10 @@ class SessionSettings:
     devices: DeviceTracking = field(default_factory=DeviceTracking)
     events: SessionEvents | None = None
     telemetry: Telemetry | None = None
-    turns: _Turns = field(default_factory=_Turns, repr=False)
+    limit: SessionLimit | None = None
+    turns: LocalLocks = field(default_factory=LocalLocks, repr=False)
+    """The writers of one session in this process take turns instead of failing each
+    other's compare-and-set."""
 
     def new_token(self) -> str:
         """A fresh token; a custom generator's output is checked like a cookie's."""
@@ -340,6 +323,10 @@ class ActiveSession:
         prefix = None if key is None else key[:KEY_SHOWN]
         self.happened.append(SessionEvent(kind, user_id, prefix, reason, device=device))
 
+    def _note_evicted(self, evicted: list[SessionRecord]) -> None:
+        for record in evicted:
+            self._note("revoked", record.key, record.user_id, "by the session limit")
+
     # -- the user's devices -------------------------------------------------------------
 
     async def devices(self) -> list[Device]:
@@ -411,8 +398,12 @@ class ActiveSession:
         step = self._next_step(keep_changes)
         update = None
         if step is not None:
-            async with self._deadline():
-                update = await step()
+            try:
+                async with self._deadline():
+                    update = await step()
+            except SessionLimitReached:  # the login is dropped; the rest may still be saved
+                self.session.user_id = None if self.record is None else self.record.user_id
+                raise
         unsent, self._unsent = self._unsent, None
         return update or unsent
 
@@ -458,10 +449,25 @@ class ActiveSession:
         created_at: datetime,
         *,
         succeeds: SessionRecord | None = None,
+        limit_held: bool = False,
     ) -> CookieUpdate | None:
         """Create: store the data as a new record under a fresh token (the successor of
-        ``succeeds``, when regenerating)."""
-        made = await self.settings.create(data, user_id, created_at, self.client)
+        ``succeeds``, when regenerating), within the user's session limit unless the
+        caller holds it already."""
+        previous_user = None if succeeds is None else succeeds.user_id
+        attaching = user_id is not None and user_id != previous_user
+
+        def create() -> Awaitable[Created | None]:
+            return self.settings.create(data, user_id, created_at, self.client)
+
+        if attaching and self.settings.limit is not None and not limit_held:
+            assert user_id is not None
+            made, evicted = await within_limit(
+                self.settings.store, user_id, self.settings.limit, create
+            )
+            self._note_evicted(evicted)
+        else:
+            made = await create()
         if made is None:
             return None
         self.token, self.record, self._plain = made
@@ -470,8 +476,7 @@ class ActiveSession:
             self._note("created", key, user_id, "a new session")
         else:
             self._note("regenerated", key, user_id, f"succeeds {succeeds.key[:KEY_SHOWN]}")
-        previous_user = None if succeeds is None else succeeds.user_id
-        if user_id is not None and user_id != previous_user:
+        if attaching:
             self._note("login", key, user_id, "user attached")
         return self._cookie(made.record, data)
 
@@ -505,10 +510,24 @@ class ActiveSession:
         async def retire(record: SessionRecord, data: dict[str, Any], user: str | None) -> bool:
             return await store.destroy(record.key, expected_version=record.version)
 
-        async with self.settings.turns.of(self.record.key):
-            retired, data, user_id = await self._settle(data, user_id, retire)
-        self.record = self.token = None
-        return await self._create(data, user_id, retired.created_at, succeeds=retired)
+        async def retire_then_create(limit_held: bool) -> CookieUpdate | None:
+            assert self.record is not None
+            async with self.settings.turns.hold(self.record.key):
+                retired, settled, user = await self._settle(data, user_id, retire)
+            self.record = self.token = None
+            return await self._create(
+                settled, user, retired.created_at, succeeds=retired, limit_held=limit_held
+            )
+
+        limit = self.settings.limit
+        if limit is None or user_id is None or user_id == self.record.user_id:
+            return await retire_then_create(limit_held=False)
+        # a login: check the limit before anything is retired
+        update, evicted = await within_limit(
+            store, user_id, limit, lambda: retire_then_create(limit_held=True)
+        )
+        self._note_evicted(evicted)
+        return update
 
     async def _save(self, data: dict[str, Any], user_id: str | None, raw: bytes) -> CookieUpdate:
         """Compare-and-set the data at the loaded version, merging with concurrent writers."""
@@ -531,8 +550,20 @@ class ActiveSession:
             self._plain = plain
             return True
 
-        async with self.settings.turns.of(loaded.key):
-            _, data, _ = await self._settle(data, user_id, write)
+        async with self.settings.turns.hold(loaded.key):
+            limit = self.settings.limit
+            if limit is None or user_id is None or user_id == loaded.user_id:
+                _, data, _ = await self._settle(data, user_id, write)
+            else:  # a login: within the user's limit
+                settled, evicted = await within_limit(
+                    store,
+                    user_id,
+                    limit,
+                    lambda: self._settle(data, user_id, write),
+                    key=loaded.key,
+                )
+                data = settled[1]
+                self._note_evicted(evicted)
         assert self.record is not None
         return self._cookie(self.record, data)
 

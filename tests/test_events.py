@@ -232,3 +232,22 @@ async def test_an_operators_revoke_ends_the_users_sessions_and_says_why(
         assert event.key_prefix == key_for(token_of(one))[:12] and event.request is None
         assert (await one.get("/read")).json()["user_id"] is None
         assert (await two.get("/read")).json()["user_id"] == "alice"
+
+
+async def test_a_session_ended_by_the_limit_is_reported_revoked(
+    store: MemoryStore, heard: Heard, clock: FrozenClock
+) -> None:
+    app = build_app(store, events=heard.bus, max_sessions_per_user=1)
+    transport = httpx.ASGITransport(app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as first,
+        httpx.AsyncClient(transport=transport, base_url="http://t") as second,
+    ):
+        await first.post("/login/alice")
+        heard.kinds()
+        clock.advance(1)
+        await second.post("/login/alice")
+        evicted = next(event for event in heard.events if event.kind == "revoked")
+        assert (evicted.user_id, evicted.reason) == ("alice", "by the session limit")
+        assert evicted.key_prefix == key_for(token_of(first))[:12]
+        assert sorted(heard.kinds()) == ["created", "login", "revoked"]

@@ -18,6 +18,7 @@ __all__ = [
     "MARK_BEGIN",
     "MARK_DONE",
     "UNINDEX",
+    "UNLOCK",
     "UPDATE",
 ]
 
@@ -139,4 +140,10 @@ for _, key in ipairs(KEYS) do
   end
 end
 return n
+"""
+
+# KEYS[1] a user's lock; ARGV[1] its holder's token. Releases it only for its holder.
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from asgi_sessions.exceptions import SessionExists, StoreUnavailable
+from asgi_sessions.locks import LocalLocks
 
 __all__ = [
     "CONTRACT",
@@ -68,6 +70,9 @@ def from_microseconds(micros: int) -> datetime:
 def key_taken(key: str) -> SessionExists:
     """The error ``create`` raises when a live record already has ``key``."""
     return SessionExists(f"a live session with key {key[:12]}... already exists")
+
+
+_LOCAL_LOCKS = LocalLocks()
 
 
 MAX_DEVICE_TEXT = 512
@@ -291,6 +296,16 @@ class SessionStore(ABC):
         """Delete every record of ``user_id`` except the one keyed ``keep``, whatever its
         expiry (a clock running fast must not spare a live session); return how many
         were removed."""
+
+    def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold ``user_id``'s lock: one holder at a time in every process that shares the
+        store's records, so a login and the session limit it enforces are one step.
+
+        Waits at most ``timeout`` seconds, then raises StoreUnavailable. This default
+        holds in this process only: right for a store whose records live in it
+        (MemoryStore); stores shared by processes override it.
+        """
+        return _LOCAL_LOCKS.hold(id(self), user_id, wait_at_most=self.timeout)
 
     async def repair_user_index(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None

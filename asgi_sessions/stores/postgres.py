@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from asgi_sessions.locks import polled
 from asgi_sessions.stores._asyncpg import PostgresConnections
 from asgi_sessions.stores._sql import (
     COLUMNS,
@@ -25,6 +27,7 @@ from asgi_sessions.stores._sql import (
     checked_identifier,
     to_record,
 )
+from asgi_sessions.stores._tasks import settle
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -248,6 +251,32 @@ class PostgresStore(SessionStore):
     async def destroy_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         _text(user_id, keep)
         return _rowcount(await self._db.execute(self._sql(_DESTROY_USER), user_id, keep))
+
+    @asynccontextmanager
+    async def user_lock(self, user_id: str) -> AsyncIterator[None]:
+        """A session-level advisory lock named by the table and the user, tried every few
+        milliseconds for up to ``timeout`` on a connection held only once it is taken
+        (so waiters hold none), and released with that connection."""
+        _text(user_id)
+        key = _lock_key("user", f"{self._table}\x00{user_id}")
+        held = AsyncExitStack()
+
+        async def take() -> bool:
+            async with AsyncExitStack() as stack:
+                conn = await stack.enter_async_context(self._db.connection())
+                sql = "SELECT pg_try_advisory_lock($1)"
+                if not await conn.fetchval(sql, key, timeout=self.command_timeout):
+                    return False
+                unlock = conn.execute("SELECT pg_advisory_unlock($1)", key)
+                stack.push_async_callback(settle, unlock)
+                held.push_async_exit(stack.pop_all())
+                return True
+
+        await polled(take, self.timeout or 0.0, f"the session lock of a user in {self._table}")
+        try:
+            yield
+        finally:  # closed as if nothing was raised: the caller's error is not the driver's
+            await held.aclose()
 
     async def close(self) -> None:
         """Close the pool the store opened (never a pool it was given); reopens on next use."""

@@ -59,6 +59,7 @@ import re
 import secrets
 from binascii import crc_hqx
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, ClassVar, Self, cast
@@ -67,8 +68,10 @@ from urllib.parse import parse_qsl, urlsplit
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from asgi_sessions.locks import polled
 from asgi_sessions.stores import _redis_scripts as lua
 from asgi_sessions.stores._redis_client import Client, RedisConnection, each, eval_by_slot, scan
+from asgi_sessions.stores._tasks import settle
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -401,6 +404,29 @@ class RedisStore(SessionStore):
                 await client.register_script(lua.UNINDEX)([index], dead)
             if len(due) < batch_size:
                 return
+
+    @asynccontextmanager
+    async def user_lock(self, user_id: str) -> AsyncIterator[None]:
+        """A lease on ``{prefix}l:<sha256 of the user id>`` (SET NX PX, released by its
+        holder only), tried every few milliseconds for up to ``timeout``. The lease runs
+        out after twice the timeout, so a holder that died frees it by itself."""
+        name = f"{self.prefix}l:{_digest(user_id)}".encode()
+        timeout = self.timeout or 0.0
+        token, lease_ms = secrets.token_hex(16), max(1, int(2000 * timeout))
+
+        async def take() -> bool:
+            async with self._redis.use() as client:
+                return bool(await client.set(name, token, nx=True, px=lease_ms))
+
+        await polled(take, timeout, f"the session lock of a user under {self.prefix!r}")
+        try:
+            yield
+        finally:
+            await settle(self._unlock(name, token))
+
+    async def _unlock(self, name: bytes, token: str) -> None:
+        async with self._redis.use() as client:
+            await client.register_script(lua.UNLOCK)([name], [token])
 
     async def repair_user_index(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None

@@ -13,8 +13,10 @@ dialect), so a worker whose clock runs slow cannot revive a session.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
@@ -29,6 +31,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import URL, Engine, make_url
@@ -36,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from asgi_sessions.exceptions import SessionError
+from asgi_sessions.locks import file_lock, polled
 from asgi_sessions.stores._loop import LoopLocal
 from asgi_sessions.stores._sql import by_pages, checked_identifier, to_record
 from asgi_sessions.stores._sqlalchemy_table import MYSQL, server_micros, session_table
@@ -275,6 +279,62 @@ class SQLAlchemyStore(SessionStore):
         if keep is not None:
             statement = statement.where(t.c.key != keep)
         return await self._change(statement)
+
+    @asynccontextmanager
+    async def user_lock(self, user_id: str) -> AsyncIterator[None]:
+        """The database's own named lock, held on a connection only once taken (so
+        waiters hold none): ``pg_try_advisory_lock`` on PostgreSQL, ``GET_LOCK`` on MySQL
+        and MariaDB; a ``flock`` beside an SQLite file; a lock of this process for an
+        in-memory SQLite. Tried every few milliseconds for up to ``timeout``."""
+        digest = hashlib.sha256(f"{self.table.fullname}\x00{user_id}".encode()).digest()
+        dialect = self._url().get_dialect().name
+        if dialect == "sqlite":
+            database = self._url().database
+            if _in_memory(database):
+                async with SessionStore.user_lock(self, user_id):
+                    yield
+            else:
+                async with file_lock(f"{database}.lock", self._timeout):
+                    yield
+            return
+        if dialect == "postgresql":
+            key: object = int.from_bytes(digest[:8], "big", signed=True)
+            take, free = "SELECT pg_try_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+        else:  # MySQL, MariaDB: lock names hold 64 characters
+            key = f"asgi_sessions:{digest.hex()[:48]}"
+            take, free = "SELECT GET_LOCK(:k, 0)", "SELECT RELEASE_LOCK(:k)"
+        held: list[AsyncConnection] = []
+
+        async def attempt() -> bool:
+            engines = await self._engines.get()
+            conn = await engines.autocommit.connect()
+            try:
+                taken = bool((await conn.execute(text(take), {"k": key})).scalar())
+            except BaseException:
+                await settle(conn.close())
+                raise
+            if taken:
+                held.append(conn)
+                return True
+            await conn.close()
+            return False
+
+        try:
+            await polled(attempt, self._timeout, f"the session lock of a user in {self.table}")
+        except (exc.SQLAlchemyError, OSError) as error:
+            raise self._unavailable(error) from error
+        conn = held[0]
+        try:
+            yield
+        finally:
+
+            async def release() -> None:
+                try:
+                    await conn.execute(text(free), {"k": key})
+                finally:
+                    await conn.close()
+
+            await settle(release())
 
     async def close(self) -> None:
         """Dispose of this loop's engine if the store made it (never the app's own)."""

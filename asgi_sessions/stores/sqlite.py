@@ -12,13 +12,14 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
 
 import aiosqlite
 
+from asgi_sessions.locks import file_lock
 from asgi_sessions.stores._loop import LoopLocal
 from asgi_sessions.stores._sql import (
     COLUMNS,
@@ -381,6 +382,15 @@ class SQLiteStore(SessionStore):
         return await self._change(
             "DELETE FROM {t} WHERE user_id = ? AND key IS NOT ?", (user_id, keep)
         )
+
+    def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        """An exclusive ``flock`` on ``<database>.lock`` beside the file, for every user at
+        once (SQLite has one writer at a time anyway): it holds across the processes of
+        this host, as the file does. An in-memory database lives in one process, so a
+        lock of this process holds it."""
+        if not self.persistent:
+            return super().user_lock(user_id)
+        return file_lock(f"{self.path}.lock", self.timeout or 0.0)
 
     async def close(self) -> None:
         """Close this loop's connection; a later call opens a new one."""

@@ -17,7 +17,7 @@ could still serve; retried, it completes. Reads stay one cache round trip.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
+from contextlib import AbstractAsyncContextManager, suppress
 from datetime import datetime, timedelta
 
 from asgi_sessions.stores._tasks import uninterrupted
@@ -225,6 +225,10 @@ class TieredStore(SessionStore):
         removed = await self.primary.destroy_user_sessions(user_id, keep=keep)
         await self.cache.destroy_user_sessions(user_id, keep=keep)
         return removed
+
+    def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        """The primary's lock of the user: every worker shares the primary."""
+        return self.primary.user_lock(user_id)
 
     async def repair_user_index(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None

@@ -101,6 +101,9 @@ class StoreWrapper(SessionStore):
         async with self.around("destroy_user_sessions"):
             return await self.store.destroy_user_sessions(user_id, keep=keep)
 
+    def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        return self.store.user_lock(user_id)
+
     async def repair_user_index(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
     ) -> int:

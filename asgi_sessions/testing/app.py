@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from asgi_sessions.exceptions import SessionLimitReached
 from asgi_sessions.middleware import SessionMiddleware
 from asgi_sessions.session import Session
 from asgi_sessions.stores.base import SessionStore
@@ -195,6 +196,18 @@ async def held(request: Request) -> Response:
     return _shown(session)
 
 
+async def login_or_explain(request: Request) -> Response:
+    """Log in and save at once, turning a refused login into a message."""
+    session = _session(request)
+    session.regenerate()
+    session.user_id = request.path_params["user"]
+    try:
+        await session.save()
+    except SessionLimitReached:
+        return JSONResponse({"refused": True, "user_id": session.user_id})
+    return JSONResponse({"refused": False, "user_id": session.user_id})
+
+
 async def devices(request: Request) -> Response:
     """The user's devices, as a "your devices" page would show them."""
     found = await _session(request).devices()
@@ -243,6 +256,7 @@ def build_app(store: SessionStore, **options: Any) -> Starlette:
             Route("/flashes", flashes),
             Route("/in-task-group", in_task_group),
             Route("/held/{step}", held, methods=["POST"]),
+            Route("/login-or-explain/{user}", login_or_explain, methods=["POST"]),
             Route("/devices", devices),
             Route("/devices/revoke/{id}", revoke_device, methods=["POST"]),
             Route("/devices/revoke-others", revoke_others, methods=["POST"]),

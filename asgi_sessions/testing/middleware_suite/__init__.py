@@ -21,6 +21,7 @@ from asgi_sessions.testing.middleware_suite.devices import Devices
 from asgi_sessions.testing.middleware_suite.failures import Failures
 from asgi_sessions.testing.middleware_suite.lazy import LazyLoading
 from asgi_sessions.testing.middleware_suite.lifetimes import Lifetimes
+from asgi_sessions.testing.middleware_suite.limits import SessionLimits
 from asgi_sessions.testing.middleware_suite.login import LoginAndLogout
 from asgi_sessions.testing.middleware_suite.restarts import Restarts
 
@@ -35,6 +36,7 @@ __all__ = [
     "MiddlewareConformance",
     "MiddlewareSuiteBase",
     "Restarts",
+    "SessionLimits",
 ]
 
 
@@ -47,5 +49,6 @@ class MiddlewareConformance(
     LazyLoading,
     Restarts,
     Devices,
+    SessionLimits,
 ):
     """Every session rule of SessionMiddleware, over the store ``make_store`` builds."""

@@ -29,6 +29,7 @@ from asgi_sessions.testing.store_suite.devices import StoreDevices
 from asgi_sessions.testing.store_suite.extending import StoreExtendLifetime
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
 from asgi_sessions.testing.store_suite.lifecycle import StoreLifecycle
+from asgi_sessions.testing.store_suite.limits import StoreUserLimit
 from asgi_sessions.testing.store_suite.listing import StoreListing
 from asgi_sessions.testing.store_suite.reading import StoreReadAndCreate
 from asgi_sessions.testing.store_suite.revival import StoreNoRevival
@@ -70,6 +71,7 @@ __all__ = [
     "StoreReadAndCreate",
     "StoreUnreachableServer",
     "StoreUpdate",
+    "StoreUserLimit",
     "StoreUserSessions",
     "collect",
     "concurrently",
@@ -93,6 +95,7 @@ class StoreConformance(
     StoreDevices,
     StoreListing,
     StoreUserSessions,
+    StoreUserLimit,
     StoreHostileValues,
     StoreLifecycle,
     StoreUnreachableServer,
