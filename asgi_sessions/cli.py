@@ -357,6 +357,16 @@ USER_HELP = "the user's id, as the app set it in request.session.user_id"
 YES_HELP = "do not ask for confirmation (needed without a terminal, as in cron)"
 
 
+def _batch_size(sub: argparse.ArgumentParser, what: str) -> None:
+    sub.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help=f"{what} (default %(default)s)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -403,14 +413,7 @@ def _parser() -> argparse.ArgumentParser:
         "postgresql://app@db/app --batch-size 5000",
     )
     sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
-    sub.add_argument(
-        "--batch-size",
-        type=_positive,
-        default=1000,
-        metavar="N",
-        help="delete at most N sessions per statement, so no lock is held for long"
-        " (default %(default)s)",
-    )
+    _batch_size(sub, "delete at most N sessions per statement, so no lock is held for long")
 
     sub = command(
         "stats",
@@ -454,13 +457,7 @@ def _parser() -> argparse.ArgumentParser:
         "'redis://cache:6379/0?prefix=shop:' --batch-size 5000",
     )
     sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
-    sub.add_argument(
-        "--batch-size",
-        type=_positive,
-        default=1000,
-        metavar="N",
-        help="check at most N sessions per round trip (default %(default)s)",
-    )
+    _batch_size(sub, "check at most N sessions per round trip")
 
     sub = command(
         "migrate",

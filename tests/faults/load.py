@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -141,3 +142,59 @@ class Load:
         print(f"\n[failover] {scenario}: {figures} {Counter(tally.escaped).most_common(3)}")
         save("failover", scenario, figures)
         return figures
+
+
+@dataclasses.dataclass
+class Failover:
+    """How one deployment loses its primary: the server to kill, its replica, how to
+    wait for the takeover, how to start the killed server again, how to wait for health.
+    Each step blocks, so the driver runs it off the event loop."""
+
+    victim: Any
+    replica: Any
+    wait_until_failed_over: Callable[[], object]
+    restart_victim: Callable[[], object]
+    wait_until_healthy: Callable[[], object]
+
+
+async def kill_under_load(
+    stores: list[SessionStore], scenario: str, failover: Failover, *, cut_off_replica: bool
+) -> tuple[Tally, dict[str, object]]:
+    """Kill the primary while every client writes; wait for the takeover, start the
+    killed server again as a replica, wait until every client is served, then count
+    acknowledged writes lost. With ``cut_off_replica`` the replica is first frozen and
+    cut off, and writes go on for a while before the kill."""
+    victim, replica = failover.victim, failover.replica
+    load = Load(stores)
+    try:
+        await load.login()
+        async with anyio.create_task_group() as group:
+            for index in range(CLIENTS):
+                group.start_soon(load.keep_writing, index)
+            await load.answered(more=3 * CLIENTS)
+            if cut_off_replica:
+                replica.pause()
+                await in_thread(lambda: victim.cli("CLIENT", "KILL", "TYPE", "replica"))
+                await load.answered(more=3 * CLIENTS)
+            killed_at = time.perf_counter()
+            await in_thread(victim.kill)
+            replica.resume()
+            await in_thread(failover.wait_until_failed_over)
+            failover_seconds = time.perf_counter() - killed_at
+            await in_thread(failover.restart_victim)
+            await in_thread(failover.wait_until_healthy)
+            await load.served_again()
+            load.running = False
+        lost = await load.lost()
+    finally:
+        await load.aclose()
+    return load.tally, load.report(scenario, killed_at, failover_seconds, lost)
+
+
+def check_outage(tally: Tally, figures: dict[str, object], wait_for_replicas: int) -> None:
+    """The outage was 503s, never a 500 or an error out of the app; waiting for a
+    replica lost no acknowledged write."""
+    assert tally.escaped == [], "nothing escapes the app"
+    assert set(tally.statuses) <= {200, 503}, "the outage is 503s, never a 500"
+    if wait_for_replicas:
+        assert figures["acknowledged_writes_lost"] == 0, "a write no replica had was a 503"

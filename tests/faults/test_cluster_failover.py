@@ -19,16 +19,14 @@ were never acknowledged (503), so nothing acknowledged is lost.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
-import anyio
 import pytest
 from redis_cluster import Cluster, Node, wait_until
 
 from asgi_sessions.stores import create_store
 from asgi_sessions.stores.base import SessionStore
-from faults.load import CLIENTS, Load, Tally, in_thread
+from faults.load import Failover, check_outage, kill_under_load
 from faults.stores import TIMEOUT, with_options
 
 pytestmark = pytest.mark.anyio
@@ -73,40 +71,18 @@ def failed_over(cluster: Cluster, killed: Node, replica: Node) -> None:
     wait_until(done, f"node {replica.port} did not take over from {killed.port}")
 
 
-async def kill_a_primary_under_load(
-    cluster: Cluster, stores: list[SessionStore], scenario: str, *, cut_off_replica: bool
-) -> tuple[Tally, dict[str, object]]:
-    """Kill a primary (not the one the URL names) while every client writes; wait for
-    its replica to take over, start it again as a replica, wait until every client is
-    served, then count acknowledged writes lost. With ``cut_off_replica`` the replica
-    is first frozen and cut off, and writes go on for a while before the kill."""
+def losing_a_primary(cluster: Cluster) -> Failover:
+    """A primary other than the one the URL names; its replica takes over, and the
+    killed node comes back as that replica's replica."""
     victim = cluster.primaries()[1]
     replica = cluster.replica_of(victim)
-    load = Load(stores)
-    try:
-        await load.login()
-        async with anyio.create_task_group() as group:
-            for index in range(CLIENTS):
-                group.start_soon(load.keep_writing, index)
-            await load.answered(more=3 * CLIENTS)
-            if cut_off_replica:
-                replica.pause()
-                await in_thread(lambda: victim.cli("CLIENT", "KILL", "TYPE", "replica"))
-                await load.answered(more=3 * CLIENTS)
-            killed_at = time.perf_counter()
-            await in_thread(victim.kill)
-            replica.resume()
-            await in_thread(lambda: failed_over(cluster, victim, replica))
-            failover_seconds = time.perf_counter() - killed_at
-            await in_thread(victim.start)
-            await in_thread(cluster.wait_until_healthy)
-            await load.served_again()
-            load.running = False
-        lost = await load.lost()
-    finally:
-        await load.aclose()
-    figures = load.report(scenario, killed_at, failover_seconds, lost)
-    return load.tally, figures
+    return Failover(
+        victim,
+        replica,
+        lambda: failed_over(cluster, victim, replica),
+        victim.start,
+        cluster.wait_until_healthy,
+    )
 
 
 async def test_a_primary_killed_under_load_is_503_never_500_and_service_resumes(
@@ -115,14 +91,10 @@ async def test_a_primary_killed_under_load_is_503_never_500_and_service_resumes(
     wait_for_replicas: int,
 ) -> None:
     scenario = f"primary killed under load, wait_for_replicas={wait_for_replicas}"
-    tally, figures = await kill_a_primary_under_load(
-        redis_cluster_with_replicas, stores, scenario, cut_off_replica=False
-    )
-    assert tally.escaped == [], "nothing escapes the app"
-    assert set(tally.statuses) <= {200, 503}, "the outage is 503s, never a 500"
+    failover = losing_a_primary(redis_cluster_with_replicas)
+    tally, figures = await kill_under_load(stores, scenario, failover, cut_off_replica=False)
+    check_outage(tally, figures, wait_for_replicas)
     assert tally.statuses[503] > 0, "the kill was felt"
-    if wait_for_replicas:
-        assert figures["acknowledged_writes_lost"] == 0
 
 
 async def test_writes_acknowledged_while_the_replica_was_cut_off_are_lost_only_without_waiting(
@@ -131,12 +103,8 @@ async def test_writes_acknowledged_while_the_replica_was_cut_off_are_lost_only_w
     wait_for_replicas: int,
 ) -> None:
     scenario = f"replica cut off, then primary killed, wait_for_replicas={wait_for_replicas}"
-    tally, figures = await kill_a_primary_under_load(
-        redis_cluster_with_replicas, stores, scenario, cut_off_replica=True
-    )
-    assert tally.escaped == []
-    assert set(tally.statuses) <= {200, 503}
-    if wait_for_replicas:
-        assert figures["acknowledged_writes_lost"] == 0, "a write no replica had was a 503"
-    else:
+    failover = losing_a_primary(redis_cluster_with_replicas)
+    tally, figures = await kill_under_load(stores, scenario, failover, cut_off_replica=True)
+    check_outage(tally, figures, wait_for_replicas)
+    if not wait_for_replicas:
         assert figures["acknowledged_writes_lost"], "without waiting, the primary's own go"
