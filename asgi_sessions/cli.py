@@ -13,13 +13,14 @@ import importlib
 import inspect
 import sys
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgi_sessions.exceptions import SessionError, SessionExists
+from asgi_sessions.exceptions import SessionError
 from asgi_sessions.sealing import KeyRing, TokenBound
 from asgi_sessions.stores import _store_class, create_store, redact_url
 from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
@@ -35,6 +36,8 @@ DEMO_STORE = "sqlite:///asgi-sessions-demo.db"
 KEY_SHOWN = 16
 """Characters of a key listed by ``sessions`` and accepted by ``revoke --keep``."""
 CONCURRENCY = 32
+MIGRATE_BATCH = 1000
+MIGRATE_IN_FLIGHT = 3
 """Records in flight at once during migrate and rekey."""
 
 
@@ -198,27 +201,6 @@ async def repair(args: argparse.Namespace) -> None:
     print(f"repaired the user index: {_count(fixed, 'index link')} added or dropped")
 
 
-async def _copy(record: SessionRecord, target: SessionStore) -> str:
-    """Copy one record; say whether it was ``copied``, ``replaced`` or ``skipped``.
-
-    Creating first costs one round trip in the common case, an empty target.
-    """
-    try:
-        await target.create(record)
-        return "copied"
-    except SessionExists:
-        existing = await target.read(record.key)
-    if existing is not None and existing.version >= record.version:
-        return "skipped"  # as new as ours, or written since by an app using the target
-    if existing is not None:
-        await target.destroy(record.key)
-    try:
-        await target.create(record)
-    except SessionExists:
-        return "skipped"  # created meanwhile by an app already using the target
-    return "copied" if existing is None else "replaced"
-
-
 async def _each_record(
     store: SessionStore, label: str, job: Callable[[SessionRecord], Awaitable[str]]
 ) -> dict[str, int]:
@@ -244,6 +226,36 @@ async def _each_record(
     return counts
 
 
+async def _import_all(
+    source: SessionStore, target: SessionStore, progress: ProgressCallback
+) -> Counter[str]:
+    """Copy every live record of ``source`` into ``target`` a batch at a time, with up to
+    MIGRATE_IN_FLIGHT batches being written while the next is read; count the outcomes."""
+    counts: Counter[str] = Counter()
+    writing: deque[asyncio.Task[Counter[str]]] = deque()
+
+    async def oldest_written() -> None:
+        counts.update(await writing.popleft())
+        progress(counts.total())
+
+    batch: list[SessionRecord] = []
+    try:
+        async for record in source.all():
+            batch.append(record)
+            if len(batch) == MIGRATE_BATCH:
+                if len(writing) == MIGRATE_IN_FLIGHT:
+                    await oldest_written()
+                writing.append(asyncio.create_task(target.import_records(batch)))
+                batch = []
+        writing.append(asyncio.create_task(target.import_records(batch)))
+        while writing:
+            await oldest_written()
+    finally:
+        for task in writing:
+            task.cancel()
+    return counts
+
+
 def _outcomes(counts: dict[str, int], *names: str) -> str:
     return ", ".join(f"{counts.get(name, 0)} {name}" for name in names)
 
@@ -251,9 +263,10 @@ def _outcomes(counts: dict[str, int], *names: str) -> str:
 async def migrate(args: argparse.Namespace) -> None:
     """Stream every live record from one store to another, keeping keys and versions.
 
-    Up to ``CONCURRENCY`` copies are in flight at once, so a remote target is not
-    paced by one round trip at a time; memory stays bounded by that number. Sealed
-    records move as they are.
+    Records go over in batches of ``MIGRATE_BATCH``, each one bulk call of the target
+    (``import_records``: a statement or a pipeline or two), so memory stays bounded by a
+    batch and a page of the source. A record the target holds in a newer version is
+    left alone, so running it again is safe. Sealed records move as they are.
     """
     if args.source == args.target:
         raise UsageError("FROM_URL and TO_URL are the same store")
@@ -265,9 +278,8 @@ async def migrate(args: argparse.Namespace) -> None:
                 " older copies of migrated sessions will be replaced. Go on?",
                 args.yes,
             )
-        counts = await _each_record(
-            source, "migrating sessions", lambda record: _copy(record, target)
-        )
+        with _progress("migrating sessions", await source.count()) as progress:
+            counts = await _import_all(source, target, progress)
     print(
         f"migrated {redact_url(args.source)} -> {redact_url(args.target)}: "
         + _outcomes(counts, "copied", "replaced", "skipped")

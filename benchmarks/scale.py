@@ -24,6 +24,7 @@ import asyncpg
 from asgi_sessions import create_store
 
 POSTGRES = os.environ.get("ASGI_SESSIONS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("ASGI_SESSIONS_REDIS_URL", "redis://127.0.0.1:6379/0")
 HOUR_US = 3_600_000_000
 
 
@@ -57,6 +58,11 @@ async def seed_postgres(table: str, rows: int, *, expired: bool) -> None:
         f" FROM generate_series(1, {rows}) AS i"
     )
     await connection.close()
+
+
+async def clear(url: str) -> None:
+    async with create_store(url) as store:
+        await store.clear()
 
 
 async def drop_postgres(table: str) -> None:
@@ -104,6 +110,12 @@ def main() -> None:
             copy_url = f"sqlite:///{Path(tmp) / 'copy.db'}"
             to_sqlite = measure("migrate", pg_url, copy_url, "--yes")
             results.append(("migrate PostgreSQL → SQLite", *to_sqlite))
+            redis_url = f"{REDIS}?prefix={table}:"
+            to_redis = measure("migrate", pg_url, redis_url, "--yes")
+            results.append(("migrate PostgreSQL → Redis", *to_redis))
+            asyncio.run(clear(redis_url))
+            again = measure("migrate", sqlite_url, pg_url, "--yes")
+            results.append(("migrate SQLite → PostgreSQL again (nothing to do)", *again))
         finally:
             asyncio.run(drop_postgres(table))
     print(f"\n{rows:,} sessions\n")

@@ -118,6 +118,9 @@ async def test_creates_table_and_indexes_in_the_given_schema(
         ("created_at", "timestamp with time zone"),
         ("expires_at", "timestamp with time zone"),
         ("version", "bigint"),
+        ("user_agent", "text"),
+        ("ip", "text"),
+        ("last_seen_at", "timestamp with time zone"),
     ]
     definitions = " ".join(row["indexdef"] for row in indexes)
     assert "(key)" in definitions

@@ -87,6 +87,9 @@ async def test_the_table_is_exposed_for_alembic_with_its_name_and_indexes(
         "created_at",
         "expires_at",
         "version",
+        "user_agent",
+        "ip",
+        "last_seen_at",
     ]
     await store.count()  # creates the table
     async with mysql_engine.connect() as conn:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
@@ -66,6 +66,7 @@ __all__ = [
     "ReplicaWait",
     "each",
     "eval_by_slot",
+    "eval_groups",
     "on_key_owner",
     "open_client",
     "scan",
@@ -500,36 +501,51 @@ async def eval_by_slot(
     following the redirection, since one key is always wholly on one node: the outcome
     is the same, as the script treats each key on its own.
     """
+    ran = await eval_groups(client, script, names, lambda group: args)
+    return sum(int(result) for _, result in ran)
+
+
+ArgsOf = Callable[[Sequence[bytes | str]], Sequence[Any]]
+"""The ARGV of a script run over a group of keys, given those keys."""
+
+
+async def eval_groups(
+    client: Client, script: str, names: Sequence[bytes | str], args_of: ArgsOf
+) -> list[tuple[Sequence[bytes | str], Any]]:
+    """Run ``script`` over ``names`` with ``args_of(keys)``, once per cluster slot (once in
+    all on one server), in one pipeline, each write then WAITed for if the client asks;
+    return each group of keys with its script's result. A slot on the move runs once per
+    key, as ``eval_by_slot`` says."""
     if not names:
-        return 0
+        return []
     wait = _replica_wait_of(client)
     if isinstance(client, RedisCluster):
-        return await _eval_on_cluster(client, script, names, args, wait)
+        return await _eval_on_cluster(client, script, names, args_of, wait)
     pipe = client.pipeline(transaction=False)
-    pipe.execute_command("EVAL", script, len(names), *names, *args)
+    pipe.execute_command("EVAL", script, len(names), *names, *args_of(names))
     if wait is not None:
         pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
     ran, *acknowledged = await pipe.execute()
     if wait is not None:
         wait.check(acknowledged[0])
-    return int(ran)
+    return [(names, ran)]
 
 
 async def _eval_on_cluster(
     client: RedisCluster,
     script: str,
     names: Sequence[bytes | str],
-    args: Sequence[Any],
+    args_of: ArgsOf,
     wait: ReplicaWait | None,
-) -> int:
-    """``eval_by_slot`` on a cluster: one pipeline, a script per slot, then a WAIT on
-    each primary that ran some (on the connection that carried them)."""
+) -> list[tuple[Sequence[bytes | str], Any]]:
+    """``eval_groups`` on a cluster: one pipeline, a script per slot, then a WAIT on each
+    primary that ran some (on the connection that carried them)."""
     groups: dict[int, list[bytes | str]] = {}
     for name in names:
         groups.setdefault(client.keyslot(name), []).append(name)
     pipe = client.pipeline(transaction=False)
     for group in groups.values():
-        pipe.execute_command("EVAL", script, len(group), *group, *args)
+        pipe.execute_command("EVAL", script, len(group), *group, *args_of(group))
     if wait is not None:
         owners = {
             _owner(client, group[0]).name: _owner(client, group[0]) for group in groups.values()
@@ -537,21 +553,21 @@ async def _eval_on_cluster(
         for node in owners.values():
             pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms, target_nodes=node)
     results = await pipe.execute(raise_on_error=False, allow_redirections=False)
-    total = 0
-    for group, ran in zip(groups.values(), results, strict=False):
-        if _slot_on_the_move(ran):
+    ran: list[tuple[Sequence[bytes | str], Any]] = []
+    for group, result in zip(groups.values(), results, strict=False):
+        if _slot_on_the_move(result):
             for name in group:
-                total += await _eval_one(client, script, name, args, wait)
-        elif isinstance(ran, Exception):
-            raise ran
+                ran.append(([name], await _eval_one(client, script, name, args_of([name]), wait)))
+        elif isinstance(result, Exception):
+            raise result
         else:
-            total += ran
+            ran.append((group, result))
     for acknowledged in results[len(groups) :]:
         if isinstance(acknowledged, Exception):
             raise acknowledged
         assert wait is not None  # a result past the scripts' is a WAIT's
         wait.check(acknowledged)
-    return total
+    return ran
 
 
 async def _eval_one(
@@ -560,13 +576,13 @@ async def _eval_one(
     name: bytes | str,
     args: Sequence[Any],
     wait: ReplicaWait | None,
-) -> int:
+) -> Any:
     """Run ``script`` over the one key ``name`` on its primary, then WAIT if asked."""
     waits = [] if wait is None else [("WAIT", wait.replicas, wait.timeout_ms)]
     ran, *acknowledged = await on_key_owner(client, name, ("EVAL", script, 1, name, *args), *waits)
     if wait is not None:
         wait.check(acknowledged[0])
-    return int(ran)
+    return ran
 
 
 def _slot_on_the_move(result: object) -> bool:

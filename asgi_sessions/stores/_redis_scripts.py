@@ -15,6 +15,8 @@ __all__ = [
     "DROP_EXPIRED",
     "DROP_OWNED",
     "EXTEND",
+    "IMPORT",
+    "LINK",
     "MARK_BEGIN",
     "MARK_DONE",
     "UNINDEX",
@@ -26,6 +28,46 @@ __all__ = [
 _WRITE_NOW = """
 local time = redis.call('TIME')
 local now = math.max(tonumber(ARGV[1]), tonumber(time[1]) * 1000000 + tonumber(time[2]))
+"""
+
+# KEYS: records of one slot; ARGV[1] now, then one argument per key, its ttl ms, version
+# and field/value items packed as netstrings ("<length>:<bytes>" each), so a batch costs
+# the client one argument per record. A migration's copies; per key 1 copied (no live
+# record), 2 replaced (a live one of an older version), 0 skipped.
+IMPORT = """
+local now, outcomes = tonumber(ARGV[1]), {}
+for i, key in ipairs(KEYS) do
+  local packed, items, pos = ARGV[i + 1], {}, 1
+  while pos <= #packed do
+    local colon = string.find(packed, ':', pos, true)
+    local n = tonumber(string.sub(packed, pos, colon - 1))
+    items[#items + 1] = string.sub(packed, colon + 1, colon + n)
+    pos = colon + n + 1
+  end
+  local cur = redis.call('HMGET', key, 'expires_at', 'version')
+  local live = cur[1] and tonumber(cur[1]) > now
+  if live and tonumber(cur[2]) >= tonumber(items[2]) then
+    outcomes[i] = 0
+  else
+    redis.call('DEL', key)
+    redis.call('HSET', key, unpack(items, 3))
+    redis.call('PEXPIRE', key, items[1])
+    outcomes[i] = live and 2 or 1
+  end
+end
+return outcomes
+"""
+
+# KEYS: user indexes of one slot; ARGV per key: the number of entries, then score/member
+# pairs. Adds (or re-scores) each entry, one ZADD per index.
+LINK = """
+local at = 1
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[at])
+  redis.call('ZADD', key, unpack(ARGV, at + 1, at + 2 * n))
+  at = at + 1 + 2 * n
+end
+return 0
 """
 
 # KEYS[1] record; ARGV now, ttl ms, then field/value pairs. Takes only a dead record's key.

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -296,6 +297,40 @@ class SessionStore(ABC):
         """Delete every record of ``user_id`` except the one keyed ``keep``, whatever its
         expiry (a clock running fast must not spare a live session); return how many
         were removed."""
+
+    async def import_records(self, records: Sequence[SessionRecord]) -> Counter[str]:
+        """Store copies of ``records`` made by another store (a migration): each is
+        ``copied`` where no live record has its key, ``replaced`` where a live one holds
+        an older version, ``skipped`` where it holds the same or a newer one (written
+        since by an app using this store); return how many of each.
+
+        Keys, versions, times and device fields are kept as they are. This default makes
+        a few calls per record, up to 32 records at a time; stores override it with a
+        bulk statement or a pipeline, one round trip or two per batch.
+        """
+        slots = asyncio.Semaphore(32)
+
+        async def one(record: SessionRecord) -> str:
+            async with slots:
+                return await self._import_one(record)
+
+        return Counter(await asyncio.gather(*(one(record) for record in records)))
+
+    async def _import_one(self, record: SessionRecord) -> str:
+        try:
+            await self.create(record)
+            return "copied"
+        except SessionExists:
+            existing = await self.read(record.key)
+        if existing is not None and existing.version >= record.version:
+            return "skipped"
+        if existing is not None:
+            await self.destroy(record.key, expected_version=existing.version)
+        try:
+            await self.create(record)
+        except SessionExists:
+            return "skipped"  # written meanwhile by an app using this store
+        return "copied" if existing is None else "replaced"
 
     def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
         """Hold ``user_id``'s lock: one holder at a time in every process that shares the

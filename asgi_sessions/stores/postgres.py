@@ -10,7 +10,8 @@ runs slow cannot revive a session.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -58,6 +59,20 @@ CREATE INDEX ON {table} (expires_at);
 CREATE INDEX ON {table} (user_id) WHERE user_id IS NOT NULL;
 """
 _READ = "SELECT {columns} FROM {table} WHERE key = $1 AND expires_at > $2"
+# A migration's batch: what is there, then every row in one statement, each taking its
+# key only from an expired row or an older version.
+_IMPORT_SEEN = "SELECT key, version, expires_at > $2 FROM {table} WHERE key = ANY($1::text[])"
+_IMPORT = """
+INSERT INTO {table} AS t ({columns})
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[],
+    $5::timestamptz[], $6::bigint[], $7::text[], $8::text[], $9::timestamptz[])
+ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id,
+    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+    version = EXCLUDED.version, user_agent = EXCLUDED.user_agent, ip = EXCLUDED.ip,
+    last_seen_at = EXCLUDED.last_seen_at
+WHERE t.expires_at <= $10 OR t.version < EXCLUDED.version
+RETURNING key
+"""
 # Takes the key only from an expired row, so a live session is never overwritten.
 _CREATE = """
 INSERT INTO {table} AS t ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -177,10 +192,32 @@ class PostgresStore(SessionStore):
 
     async def create(self, record: SessionRecord) -> None:
         _storable(checked_record(record))
-        r = record
-        values = (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, *_device(r))
+        values = _row(record)
         if _rowcount(await self._db.execute(self._sql(_CREATE), *values, self.clock())) == 0:
             raise key_taken(record.key)
+
+    async def import_records(self, records: Sequence[SessionRecord]) -> Counter[str]:
+        """Two statements per batch: the keys already there, then one upsert of all."""
+        for record in records:
+            _storable(checked_record(record))
+            _device(record)
+        if not records:
+            return Counter()
+        now = self.clock()
+        columns = list(zip(*(_row(record) for record in records), strict=True))
+        async with self._db.connection() as conn, conn.transaction():
+            seen = await conn.fetch(
+                self._sql(_IMPORT_SEEN), list(columns[0]), now, timeout=self.command_timeout
+            )
+            written = await conn.fetch(
+                self._sql(_IMPORT), *map(list, columns), now, timeout=self.command_timeout
+            )
+        live = {row["key"] for row in seen if row[2]}
+        stored = {row["key"] for row in written}
+        return Counter(
+            "skipped" if r.key not in stored else "replaced" if r.key in live else "copied"
+            for r in records
+        )
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         _storable(checked_record(record, expected_version=expected_version))
@@ -351,6 +388,12 @@ def _text(*values: str | None) -> None:
             except UnicodeEncodeError as exc:
                 reason = f"not text UTF-8 can encode ({exc.reason})"
                 raise ValueError(f"{reason}: {value[:40]!r}") from None
+
+
+def _row(record: SessionRecord) -> tuple[Any, ...]:
+    """The values of ``COLUMNS`` for ``record``."""
+    r = record
+    return (r.key, r.data, r.user_id, r.created_at, r.expires_at, r.version, *_device(r))
 
 
 def _device(record: SessionRecord) -> tuple[str | None, str | None, datetime | None]:

@@ -58,7 +58,8 @@ import logging
 import re
 import secrets
 from binascii import crc_hqx
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import cache
@@ -70,7 +71,14 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from asgi_sessions.locks import polled
 from asgi_sessions.stores import _redis_scripts as lua
-from asgi_sessions.stores._redis_client import Client, RedisConnection, each, eval_by_slot, scan
+from asgi_sessions.stores._redis_client import (
+    Client,
+    RedisConnection,
+    each,
+    eval_by_slot,
+    eval_groups,
+    scan,
+)
 from asgi_sessions.stores._tasks import settle
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
@@ -218,6 +226,17 @@ class RedisStore(SessionStore):
     def _key_of(self, name: bytes) -> str:
         return name[len(self._records) :].decode()
 
+    @staticmethod
+    def _checked_key(record: SessionRecord) -> None:
+        """Refuse a key that is not a SHA-256 digest: only names of that shape are the
+        store's (see the module notes), so such a record could be neither listed nor
+        cleared."""
+        if not _DIGEST.fullmatch(record.key.encode()):
+            raise ValueError(
+                f"RedisStore keys are SHA-256 digests in 64 lowercase hex digits, got"
+                f" {record.key[:70]!r}"
+            )
+
     def _mark(self, client: Client, index: bytes) -> bytes:
         """The completeness mark of ``index``'s cluster slot: in the same slot, so one
         script reads both."""
@@ -305,12 +324,7 @@ class RedisStore(SessionStore):
         Only names of that shape are this store's (see the module notes), so a record
         under any other key could be neither listed nor cleared: it is refused.
         """
-        checked_record(record)
-        if not _DIGEST.fullmatch(record.key.encode()):
-            raise ValueError(
-                f"RedisStore keys are SHA-256 digests in 64 lowercase hex digits, got"
-                f" {record.key[:70]!r}"
-            )
+        self._checked_key(checked_record(record))
         now, ttl = self._now_and_ttl(record.expires_at)
         fields = self._fields(record, "data", "created_at", "expires_at", "version")
         async with self._redis.use() as client:
@@ -320,6 +334,43 @@ class RedisStore(SessionStore):
             created = await client.register_script(lua.CREATE)([name], [now, ttl, *fields])
         if not created:
             raise key_taken(record.key)
+
+    async def import_records(self, records: Sequence[SessionRecord]) -> Counter[str]:
+        """Two scripts per cluster slot (one of each on one server), each pipelined: the
+        index entries of records naming a user (written first, as always), then the
+        records."""
+        for record in records:
+            self._checked_key(checked_record(record))
+        by_name: dict[bytes | str, SessionRecord] = {
+            self._record_name(record.key): record for record in records
+        }
+        entries: dict[bytes | str, list[Any]] = {}
+        for record in records:
+            if record.user_id is not None:
+                score = to_microseconds(record.expires_at)
+                entries.setdefault(self._index_name(record.user_id), []).extend((score, record.key))
+
+        def links(indexes: Sequence[bytes | str]) -> list[Any]:
+            return [
+                item for index in indexes for item in (len(entries[index]) // 2, *entries[index])
+            ]
+
+        now = to_microseconds(self.clock())
+
+        def copies(names: Sequence[bytes | str]) -> list[Any]:
+            args: list[Any] = [now]
+            for name in names:
+                record = by_name[name]
+                _, ttl = self._now_and_ttl(record.expires_at)
+                fields = self._fields(record, "data", "created_at", "expires_at", "version")
+                args.append(_netstrings([ttl, record.version, *fields]))
+            return args
+
+        async with self._redis.use() as client:
+            await eval_groups(client, lua.LINK, list(entries), links)
+            ran = await eval_groups(client, lua.IMPORT, list(by_name), copies)
+        outcomes = ("skipped", "copied", "replaced")
+        return Counter(outcomes[int(code)] for _, codes in ran for code in codes)
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         checked_record(record, expected_version=expected_version)
@@ -598,6 +649,12 @@ class RedisStore(SessionStore):
     async def close(self) -> None:
         """Close the connections this store opened; a client passed in stays open."""
         await self._redis.close()
+
+
+def _netstrings(values: Sequence[Any]) -> bytes:
+    """``values`` as one argument of concatenated netstrings: ``<length>:<bytes>`` each."""
+    parts = [v if isinstance(v, bytes) else str(v).encode() for v in values]
+    return b"".join(b"%d:%b" % (len(part), part) for part in parts)
 
 
 def _optional(version: int | None) -> int | str:

@@ -8,9 +8,11 @@ Times are stored as integer microseconds since the epoch, so they round-trip exa
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
@@ -68,6 +70,16 @@ CREATE TABLE IF NOT EXISTS {t} (
 CREATE INDEX IF NOT EXISTS {t_bare}_expires_at ON {t} (expires_at);
 CREATE INDEX IF NOT EXISTS {t_bare}_user_id ON {t} (user_id, created_at);
 """
+
+
+_UPSERT = (
+    "INSERT INTO {t} ({columns}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT (key) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,"
+    " created_at = excluded.created_at, expires_at = excluded.expires_at,"
+    " version = excluded.version, user_agent = excluded.user_agent, ip = excluded.ip,"
+    " last_seen_at = excluded.last_seen_at"
+)
+"""Insert a row, or take its key over; each use adds the WHERE that says when."""
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:
@@ -268,17 +280,48 @@ class SQLiteStore(SessionStore):
     async def create(self, record: SessionRecord) -> None:
         checked_record(record)
         changed = await self._change(
-            "INSERT INTO {t} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET data = excluded.data,"
-            " user_id = excluded.user_id, created_at = excluded.created_at,"
-            " expires_at = excluded.expires_at, version = excluded.version,"
-            " user_agent = excluded.user_agent, ip = excluded.ip,"
-            " last_seen_at = excluded.last_seen_at"
-            " WHERE {t}.expires_at <= ?",
-            (*_row(record), self._now()),
+            _UPSERT + " WHERE {t}.expires_at <= ?10", (*_row(record), self._now())
         )
         if changed == 0:
             raise key_taken(record.key)
+
+    async def import_records(self, records: Sequence[SessionRecord]) -> Counter[str]:
+        """One transaction per batch on a connection of its own: the keys already there,
+        then every row in one ``executemany``, each taking its key only from an expired
+        row or an older version."""
+        for record in records:
+            checked_record(record)
+        if not records:
+            return Counter()
+        now = self._now()
+        own = self.persistent
+        connection = await self._open() if own else await self._connection.get()
+        try:
+            with self._errors():
+                await connection.execute("BEGIN IMMEDIATE")
+                found = await connection.execute_fetchall(
+                    self._sql(
+                        "SELECT key, version FROM {t} WHERE expires_at > ?"
+                        " AND key IN (SELECT value FROM json_each(?))"
+                    ),
+                    (now, json.dumps([record.key for record in records])),
+                )
+                live: dict[str, int] = {row[0]: row[1] for row in found}
+                await connection.executemany(
+                    self._sql(_UPSERT + " WHERE {t}.expires_at <= ?10 OR {t}.version < ?6"),
+                    [(*_row(record), now) for record in records],
+                )
+                await connection.execute("COMMIT")
+        except BaseException:
+            if own:
+                _stop(connection)
+            raise
+        if own:
+            await self._close(connection)
+        return Counter(
+            "copied" if r.key not in live else "replaced" if live[r.key] < r.version else "skipped"
+            for r in records
+        )
 
     async def update(self, record: SessionRecord, *, expected_version: int) -> bool:
         checked_record(record, expected_version=expected_version)

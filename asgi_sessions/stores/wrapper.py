@@ -7,7 +7,8 @@ forwarding is written once, here, so a wrapper never misses a call of the contra
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 
@@ -103,6 +104,9 @@ class StoreWrapper(SessionStore):
 
     def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
         return self.store.user_lock(user_id)
+
+    async def import_records(self, records: Sequence[SessionRecord]) -> Counter[str]:
+        return await self.store.import_records(records)
 
     async def repair_user_index(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None

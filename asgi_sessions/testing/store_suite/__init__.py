@@ -28,6 +28,7 @@ from asgi_sessions.testing.store_suite.destroying import StoreDestroy
 from asgi_sessions.testing.store_suite.devices import StoreDevices
 from asgi_sessions.testing.store_suite.extending import StoreExtendLifetime
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
+from asgi_sessions.testing.store_suite.importing import StoreImport
 from asgi_sessions.testing.store_suite.lifecycle import StoreLifecycle
 from asgi_sessions.testing.store_suite.limits import StoreUserLimit
 from asgi_sessions.testing.store_suite.listing import StoreListing
@@ -65,6 +66,7 @@ __all__ = [
     "StoreExtendLifetime",
     "StoreFixtures",
     "StoreHostileValues",
+    "StoreImport",
     "StoreLifecycle",
     "StoreListing",
     "StoreNoRevival",
@@ -96,6 +98,7 @@ class StoreConformance(
     StoreListing,
     StoreUserSessions,
     StoreUserLimit,
+    StoreImport,
     StoreHostileValues,
     StoreLifecycle,
     StoreUnreachableServer,
