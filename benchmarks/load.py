@@ -174,13 +174,21 @@ class Server:
             self.process.wait(10)
 
 
-def start_server(variant: str, environment: dict[str, str]) -> Server:
-    """Start uvicorn (one worker, warnings only, no access log) and wait until it answers."""
+STACKS = {"asyncio+h11": ["--loop", "asyncio", "--http", "h11"],
+          "uvloop+httptools": ["--loop", "uvloop", "--http", "httptools"]}  # fmt: skip
+"""uvicorn without its standard extras, and with them (``uvicorn[standard]``)."""
+
+
+def start_server(
+    variant: str, environment: dict[str, str], stack: str = "asyncio+h11"
+) -> Server:
+    """Start uvicorn (one worker, warnings only, no access log) on ``stack`` and wait
+    until it answers."""
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "benchmarks.serve:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--log-level", "warning", "--no-access-log",
+        "--log-level", "warning", "--no-access-log", *STACKS[stack],
     ]  # fmt: skip
     env = {**os.environ, **environment, "BENCH_VARIANT": variant}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

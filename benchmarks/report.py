@@ -97,6 +97,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             what = "store.read" if metric.startswith("read") else "/read request"
             name = f"{store}: {what} p50 at {last['sessions']:,} vs {first['sessions']:,} sessions"
             add(name, _ratio(last[metric], first[metric]), 1.2, at_most=True)
+    e2e = results.get("e2e", [])
+    for stack in dict.fromkeys(row.get("stack", "asyncio+h11") for row in e2e):
+        rps = {
+            row["variant"]: row["rps"] for row in e2e if row.get("stack", "asyncio+h11") == stack
+        }
+        value = _ratio(rps.get("ours-redis"), rps.get("starsessions-redis"))
+        add(f"end to end on {stack}: redis /read vs starsessions Redis", value, 1.5)
     for row in results.get("cleanup", []):
         value = _ratio(row["during"]["p99_ms"], row["idle"]["p99_ms"])
         add(
@@ -231,20 +238,25 @@ def _simple_rates(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _e2e(rows: list[dict[str, Any]]) -> list[str]:
-    bare = next((row["rps"] for row in rows if row["variant"] == "bare"), None)
     tool = rows[0]["tool"]
     lines = ["", f"### End to end: uvicorn, 1 worker, {tool} with 50 connections on `/read`", ""]
-    body = [
-        [
-            row["variant"],
-            f"{row['rps']:,.0f}",
-            _fmt_ratio(_ratio(row["rps"], bare)),
-            f"{row.get('p50_ms', 0):.2f}",
-            f"{row.get('p99_ms', 0):.2f}",
+    body = []
+    for stack in dict.fromkeys(row.get("stack", "asyncio+h11") for row in rows):
+        on_stack = [row for row in rows if row.get("stack", "asyncio+h11") == stack]
+        bare = next((row["rps"] for row in on_stack if row["variant"] == "bare"), None)
+        body += [
+            [
+                stack,
+                row["variant"],
+                f"{row['rps']:,.0f}",
+                _fmt_ratio(_ratio(row["rps"], bare)),
+                f"{row.get('p50_ms', 0):.2f}",
+                f"{row.get('p99_ms', 0):.2f}",
+            ]
+            for row in on_stack
         ]
-        for row in rows
-    ]
-    return lines + _table(["variant", "req/s", "x bare", "p50 ms", "p99 ms"], body)
+    header = ["uvicorn loop+http", "variant", "req/s", "x bare", "p50 ms", "p99 ms"]
+    return lines + _table(header, body)
 
 
 def _cleanup(rows: list[dict[str, Any]]) -> list[str]:
