@@ -291,8 +291,18 @@ def _growth(rows: list[dict[str, Any]]) -> list[str]:
     return ["", "### Read latency as sessions grow (random sessions)", "", *_table(header, body)]
 
 
+FLOORED = ("sqlite", "postgres", "redis", "mysql")
+PEER_PAIRS = (
+    ("ours-redis", "starsessions-redis"),
+    ("ours-memory", "starsessions-memory"),
+    ("ours-memory", "starlette-cookie"),
+)
+
+
 def chart(results: dict[str, Any], path: str) -> None:
-    """One PNG: /read and /untouched (cookie) req/s per variant, at each concurrency.
+    """One PNG that answers "how close to the limit is each store": on the left, each
+    store's req/s as a share of its raw-driver floor (1.0 is the driver alone) per route
+    and concurrency; on the right, ours against each peer (above 1.0: ours is faster).
 
     Needs matplotlib (the ``bench`` extra); ``write`` skips the chart without it.
     """
@@ -304,24 +314,48 @@ def chart(results: dict[str, Any], path: str) -> None:
     direct = results.get("throughput", {}).get("direct", [])
     if not direct:
         return
-    variants = list(dict.fromkeys(row["variant"] for row in direct))
     cs = sorted({row["concurrency"] for row in direct})
-    series = [(route, c) for route in ("read", "untouched+cookie", "write") for c in cs]
-    figure, axis = plt.subplots(figsize=(11, 0.45 * len(variants) * len(series) / 2 + 1.5))
+    series = [(route, c) for route in ("read", "write") for c in cs]
+    figure, (floors, peers) = plt.subplots(1, 2, figsize=(13, 5.5))
     height = 0.8 / len(series)
-    for index, (route, c) in enumerate(series):
-        values = [_rps(direct, variant, route, c) or 0.0 for variant in variants]
-        positions = [i + index * height for i in range(len(variants))]
-        axis.barh(positions, values, height=height, label=f"{ROUTE_LABELS[route]}, {c} client(s)")
-    axis.set_yticks([i + 0.4 - height / 2 for i in range(len(variants))], variants)
-    axis.invert_yaxis()
-    axis.set_xscale("log")  # the stores' rows are a tenth of the in-process ones
-    axis.set_xlabel("requests/s (direct ASGI calls, median; log scale)")
-    axis.set_title(
-        f"asgi_sessions benchmarks ({results['meta']['size']} run, {results['meta']['date']})"
+
+    def bars(axis: Any, labels: list[str], ratio: Any) -> None:
+        for index, (route, c) in enumerate(series):
+            values = [ratio(label, route, c) or 0.0 for label in labels]
+            positions = [i + index * height for i in range(len(labels))]
+            axis.barh(positions, values, height=height, label=f"/{route}, {c} client(s)")
+        axis.set_yticks([i + 0.4 - height / 2 for i in range(len(labels))], labels)
+        axis.invert_yaxis()
+        axis.axvline(1.0, color="black", linewidth=1)
+        axis.grid(axis="x", alpha=0.3)
+        axis.legend(loc="lower right", fontsize="small")
+
+    stores = [s for s in FLOORED if any(r["variant"] == f"floor-{s}" for r in direct)]
+    bars(
+        floors,
+        stores,
+        lambda store, route, c: _ratio(
+            _rps(direct, f"ours-{store}", route, c), _rps(direct, f"floor-{store}", route, c)
+        ),
     )
-    axis.legend(loc="lower right", fontsize="small")
-    axis.grid(axis="x", alpha=0.3)
+    floors.axvline(0.8, color="grey", linestyle="--", linewidth=1)
+    floors.set_xlabel("ours / raw driver doing the same round trips (1.0 = the limit)")
+    floors.set_title("How close to the driver")
+    pairs = [f"{ours} / {peer}" for ours, peer in PEER_PAIRS]
+    bars(
+        peers,
+        pairs,
+        lambda pair, route, c: _ratio(
+            _rps(direct, pair.split(" / ")[0], route, c),
+            _rps(direct, pair.split(" / ")[1], route, c),
+        ),
+    )
+    peers.set_xlabel("ours / peer, same run (above 1.0: ours is faster)")
+    peers.set_title("Against the peers")
+    figure.suptitle(
+        f"asgi_sessions benchmarks ({results['meta']['size']} run, {results['meta']['date']},"
+        " direct ASGI calls, medians)"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
