@@ -113,6 +113,9 @@ def main() -> None:
             redis_url = f"{REDIS}?prefix={table}:"
             to_redis = measure("migrate", pg_url, redis_url, "--yes")
             results.append(("migrate PostgreSQL → Redis", *to_redis))
+            results.append(("stats Redis (streams every key)", *measure("stats", redis_url)))
+            listing = measure("sessions", redis_url, "--user", "user1")
+            results.append(("sessions Redis (one user)", *listing))
             asyncio.run(clear(redis_url))
             again = measure("migrate", sqlite_url, pg_url, "--yes")
             results.append(("migrate SQLite → PostgreSQL again (nothing to do)", *again))

@@ -79,6 +79,7 @@ from asgi_sessions.stores._redis_client import (
     eval_groups,
     scan,
 )
+from asgi_sessions.stores._seen import seen_keys
 from asgi_sessions.stores._tasks import settle
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
@@ -559,34 +560,43 @@ class RedisStore(SessionStore):
         return removed
 
     async def count(self) -> int:
-        return len(await self.ids())
+        """Live records, counted as they stream by: memory stays flat (see ``_live_keys``)."""
+        return sum([len(keys) async for keys in self._live_keys()])
 
     async def ids(self) -> list[str]:
         """Keys of live records, reading only each record's expiry, not its data."""
-        now, found = to_microseconds(self.clock()), dict[str, None]()  # drops SCAN's repeats
-        async with self._redis.use() as client:
-            async for names in self._scan(client, self._records, _PAGE_SIZE):
-                expiries = await each(client, "HGET", names, "expires_at")
-                for name, expires in zip(names, expiries, strict=True):
-                    if expires is not None and int(expires) > now:
-                        found[self._key_of(name)] = None
-        return list(found)
+        return [key async for keys in self._live_keys() for key in keys]
+
+    async def _live_keys(self) -> AsyncIterator[list[str]]:
+        """Keys of live records a page at a time, each once: SCAN's repeats are dropped
+        by a SeenKeys, which spills to a temporary file past a few tens of thousands."""
+        now = to_microseconds(self.clock())
+        with seen_keys() as seen:
+            async with self._redis.use() as client:
+                async for names in self._scan(client, self._records, _PAGE_SIZE):
+                    expiries = await each(client, "HGET", names, "expires_at")
+                    live = [
+                        self._key_of(name)
+                        for name, expires in zip(names, expiries, strict=True)
+                        if expires is not None and int(expires) > now
+                    ]
+                    yield seen.fresh(live)
 
     async def all(self) -> AsyncIterator[SessionRecord]:
-        """Stream live records a page at a time, holding one page and the names seen so far.
+        """Stream live records a page at a time, holding one page and a SeenKeys (flat
+        in memory, however many keys).
 
         Not gated on a cluster, so the caller may use the store between records.
         """
-        seen: set[bytes] = set()
-        async with self._redis.use(gated=False) as client:
-            async for names in self._scan(client, self._records, _PAGE_SIZE):
-                fresh = [name for name in names if name not in seen]
-                seen.update(fresh)
-                found = await each(client, "HGETALL", fresh)
-                now = to_microseconds(self.clock())
-                for name, fields in zip(fresh, found, strict=True):
-                    if (record := self._parse(self._key_of(name), fields, now)) is not None:
-                        yield record
+        with seen_keys() as seen:
+            async with self._redis.use(gated=False) as client:
+                async for names in self._scan(client, self._records, _PAGE_SIZE):
+                    fresh = seen.fresh([self._key_of(name) for name in names])
+                    found = await each(client, "HGETALL", [self._record_name(k) for k in fresh])
+                    now = to_microseconds(self.clock())
+                    for key, fields in zip(fresh, found, strict=True):
+                        if (record := self._parse(key, fields, now)) is not None:
+                            yield record
 
     async def _user_keys(self, client: Client, user_id: str) -> list[bytes]:
         """Keys of the records that may be the user's: the index's entries, and, while
