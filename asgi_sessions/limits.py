@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from asgi_sessions.exceptions import SessionLimitReached
+from asgi_sessions.stores._tasks import uninterrupted
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 
 __all__ = ["LimitPolicy", "SessionLimit", "within_limit"]
@@ -59,8 +60,21 @@ async def within_limit(
     Under the user's lock: the user's other live sessions are counted; with ``refuse``
     and as many as the limit, SessionLimitReached is raised and nothing is written;
     otherwise ``attach`` runs, then, unless it returned None (nothing written), the
-    oldest others beyond the limit are ended, whatever they hold.
+    oldest others beyond the limit are ended, whatever they hold. A cancellation of
+    the caller waits for these steps to end (the store's timeouts bound them).
     """
+    return await uninterrupted(_within_limit(store, user_id, limit, attach, key))
+
+
+async def _within_limit(
+    store: SessionStore,
+    user_id: str,
+    limit: SessionLimit,
+    attach: Callable[[], Awaitable[T]],
+    key: str | None,
+) -> tuple[T, list[SessionRecord]]:
+    """``within_limit``'s steps, which a cancellation of the caller must not cut between
+    the login and the evictions (that would leave the user over the limit)."""
     async with store.user_lock(user_id):
         others = [record for record in await store.user_sessions(user_id) if record.key != key]
         if limit.policy == "refuse" and len(others) >= limit.sessions:

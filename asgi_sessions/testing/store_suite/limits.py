@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import anyio
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from asgi_sessions.exceptions import SessionLimitReached
 from asgi_sessions.limits import SessionLimit, within_limit
 from asgi_sessions.stores.base import Clock, SessionRecord, SessionStore
+from asgi_sessions.stores.wrapper import StoreWrapper
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
 from asgi_sessions.testing.store_suite.support import new_record
@@ -91,6 +93,29 @@ class StoreUserLimit(StoreFixtures):
             found = await store.read(key)
             assert found is not None and found.user_id is None, "a refused login writes nothing"
 
+    async def test_a_login_cancelled_between_its_write_and_its_evictions_still_evicts(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        records = await self.anonymous(store, clock)
+        held, limit = _HeldDestroy(store), SessionLimit(1, "evict_oldest")
+        for record in records[:2]:
+            logged_in = dataclasses.replace(record, user_id="ada")
+            await store.update(logged_in, expected_version=record.version)
+        clock.advance(1)
+        last = records[2]
+
+        async def attach() -> bool:
+            logged_in = dataclasses.replace(last, user_id="ada")
+            return await held.update(logged_in, expected_version=last.version)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(partial(within_limit, held, "ada", limit, attach))
+            await held.reached.wait()  # written, evicting: the caller goes away now
+            group.cancel_scope.cancel()
+            held.release.set()
+        # the cancelled caller waited for the evictions before it ended
+        assert [r.key for r in await store.user_sessions("ada")] == [last.key]
+
     async def test_a_users_lock_has_one_holder_at_a_time_and_leaves_other_users_free(
         self, workers: list[SessionStore]
     ) -> None:
@@ -121,3 +146,17 @@ class StoreUserLimit(StoreFixtures):
         with anyio.fail_after(2):
             async with workers[1].user_lock("ada"):
                 pass
+
+
+class _HeldDestroy(StoreWrapper):
+    """A store whose ``destroy`` waits for ``release``: a login held between its write
+    and its evictions."""
+
+    def __init__(self, store: SessionStore) -> None:
+        super().__init__(store)
+        self.reached, self.release = anyio.Event(), anyio.Event()
+
+    async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
+        self.reached.set()
+        await self.release.wait()
+        return await super().destroy(key, expected_version=expected_version)
