@@ -119,6 +119,15 @@ class SessionSettings:
     generate_token: tokens.TokenGenerator | None = None
     sealer: Sealer | None = None
     turns: _Turns = field(default_factory=_Turns, repr=False)
+    _dumps_against: Callable[[Mapping[str, Any], bytes], bytes] | None = field(
+        init=False, repr=False
+    )
+    """The serializer's ``dumps_against``, if it has one, found once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_dumps_against", getattr(self.serializer, "dumps_against", None)
+        )
 
     def new_token(self) -> str:
         """A fresh token; a custom generator's output is checked like a cookie's."""
@@ -130,18 +139,16 @@ class SessionSettings:
         """Serialize session data, refusing what would not round-trip or is over max_size.
 
         With ``unless`` (the bytes a record was read from), data that serializes to just
-        those bytes is returned as they are without the serializer's full check: nothing
-        will be written, and the stored bytes read back as they always did.
+        those bytes is returned as they are without the serializer's full check, if the
+        serializer offers ``dumps_against``: nothing will be written, and the stored
+        bytes read back as they always did.
         """
-        quick = getattr(self.serializer, "quick_dumps", None)
-        if unless is not None and quick is not None:
-            try:
-                raw: bytes = quick(data)
-            except (TypeError, ValueError, RecursionError):
-                raw = b""  # let the full check below say what is wrong
-            if raw == unless:
+        if unless is not None and self._dumps_against is not None:
+            raw = self._dumps_against(data, unless)
+            if raw is unless:
                 return raw
-        raw = self.serializer.dumps(data)
+        else:
+            raw = self.serializer.dumps(data)
         if len(raw) > self.max_size:
             raise SessionTooLarge(
                 f"session data is {len(raw) / 1024:.1f} KB, over max_size="

@@ -417,6 +417,21 @@ async def test_create_session_follows_the_apps_settings(store: MemoryStore) -> N
         await create_session(app, {"blob": "x" * 200})
 
 
+async def test_a_serializer_subclass_writes_its_own_bytes_when_data_changes(
+    store: MemoryStore,
+) -> None:
+    app = build_app(store, serializer=reverse_json())
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.post("/set/cart", json=["apple"])
+        assert (await client.post("/set/cart", json=["pear"])).status_code == 200
+        await client.get("/read")  # unchanged: nothing written
+        assert (await client.get("/read")).json()["data"] == {"cart": ["pear"]}
+    [record] = [r async for r in store.all()]
+    assert record.data == b'{"cart":["pear"]}'[::-1]
+    assert record.version == 2
+
+
 async def test_login_helper_follows_the_apps_cookie_name_and_settings(store: MemoryStore) -> None:
     app = build_app(store, https_only=True, host_prefix=True, serializer=reverse_json())
     transport = httpx.ASGITransport(app)
