@@ -82,27 +82,66 @@ Step = Callable[[], Awaitable["CookieUpdate | None"]]
 """One guarded step of a commit, ready to run: it answers what the client must be told."""
 
 
+_Writers = tuple[asyncio.AbstractEventLoop, str]
+"""Whose turns a _Turn keeps: the writers of one session key in one event loop."""
+
+
 class _Turns:
-    """One lock per session key being written in this process, so that the writers of
-    one session take turns instead of failing each other's compare-and-set."""
+    """The writers of each session key in this process, so that the writers of one
+    session take turns, first come first served, instead of failing each other's
+    compare-and-set."""
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Lock, int]] = {}
+        self._keys: dict[_Writers, _Turn] = {}
 
-    @asynccontextmanager
-    async def of(self, key: str) -> AsyncIterator[None]:
+    def of(self, key: str) -> _Turn:
+        """The turn of ``key``'s writers: ``async with`` it to write when it is yours."""
         name = (asyncio.get_running_loop(), key)
-        lock, users = self._locks.get(name) or (asyncio.Lock(), 0)
-        self._locks[name] = (lock, users + 1)
+        turn = self._keys.get(name)
+        if turn is None:
+            turn = self._keys[name] = _Turn(self._keys, name)
+        return turn
+
+
+class _Turn:
+    """The writers of one session key in one event loop, holding or awaiting their turn.
+
+    A writer alone at its key goes straight on; a lock is made only when a second one
+    arrives, and the writers queue on it in order of arrival.
+    """
+
+    __slots__ = ("_keys", "_lock", "_name", "_writers")
+
+    def __init__(self, keys: dict[_Writers, _Turn], name: _Writers) -> None:
+        self._keys = keys
+        self._name = name
+        self._writers = 0
+        """How many writers hold or await this turn: when it falls to 0, the turn is gone."""
+        self._lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> None:
+        self._writers += 1
+        if self._writers == 1:
+            return
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[name]
-            if users == 1:
-                del self._locks[name]
-            else:
-                self._locks[name] = (lock, users - 1)
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+                await self._lock.acquire()  # held by the writer already inside (free: no wait)
+            await self._lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._leave()
+        if self._writers:  # someone is waiting: hand the turn on
+            assert self._lock is not None
+            self._lock.release()
+
+    def _leave(self) -> None:
+        self._writers -= 1
+        if not self._writers:
+            del self._keys[self._name]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
