@@ -19,12 +19,11 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
@@ -48,6 +47,8 @@ logger = logging.getLogger("asgi_sessions")
 
 DEFAULT_MAX_SIZE = 64 * 1024
 """Largest serialized session accepted, in bytes."""
+
+_T = TypeVar("_T")
 
 _NEW_TOKEN_ATTEMPTS = 5
 """Fresh tokens tried before giving up: a collision means a broken generator."""
@@ -281,8 +282,7 @@ class ActiveSession:
         if self.unread_token is None:
             return
         key = tokens.key_for(self.unread_token)
-        async with self._deadline():
-            record = await self.settings.store.read(key)
+        record = await self._bounded(self.settings.store.read(key))
         token, self.unread_token = self.unread_token, None
         self.session.__class__ = Session
         if record is None:
@@ -299,8 +299,7 @@ class ActiveSession:
         take_action(self.session)
         record = None
         if self.record is not None:
-            async with self._deadline():
-                record = await self.settings.store.read(self.record.key)
+            record = await self._bounded(self.settings.store.read(self.record.key))
         if record is None or self.token is None:
             self._forget()
         else:
@@ -355,10 +354,7 @@ class ActiveSession:
             for hook in self._hooks:
                 hook()
         step = self._next_step(keep_changes)
-        update = None
-        if step is not None:
-            async with self._deadline():
-                update = await step()
+        update = None if step is None else await self._bounded(step())
         unsent, self._unsent = self._unsent, None
         return update or unsent
 
@@ -529,28 +525,34 @@ class ActiveSession:
         max_age = self.settings.lifetime.max_age(record.expires_at, now, data.get(EXPIRY_KEY))
         return CookieUpdate(self.token, max_age)
 
-    @asynccontextmanager
-    async def _deadline(self) -> AsyncIterator[None]:
-        """Bound this request's store work, all of it together, by the store's timeout.
+    async def _bounded(self, work: Awaitable[_T]) -> _T:
+        """Await store ``work``, bounded together with all of this request's other store
+        work by the store's timeout.
 
         An anyio scope rather than ``asyncio.timeout``: stores shield the clean-up of a
         cancelled call (giving a connection back) from anyio scopes, and a plain task
-        cancellation would cut that clean-up short.
+        cancellation would cut that clean-up short. The scope itself rather than
+        ``anyio.fail_after``, which wraps it in two more context managers on every call.
         """
         if self._budget is None:
-            yield
-            return
+            return await work
         started = anyio.current_time()
         try:
-            with anyio.fail_after(max(self._budget, 0)):
-                yield
-        except TimeoutError:
-            raise StoreUnavailable(
-                f"the session store did not answer within {self.settings.store.timeout:g} s "
-                "for this request; check the store's load and reachability, or raise its timeout"
-            ) from None
+            with anyio.CancelScope(deadline=started + max(self._budget, 0)):
+                return await work
+            # Past the block without a result: the deadline cancelled the work, and its
+            # scope, the only one that could, swallowed that cancellation.
+        except TimeoutError:  # a store's own timeout counts as the deadline's
+            raise self._too_slow() from None
         finally:
             self._budget -= anyio.current_time() - started
+        raise self._too_slow()
+
+    def _too_slow(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"the session store did not answer within {self.settings.store.timeout:g} s "
+            "for this request; check the store's load and reachability, or raise its timeout"
+        )
 
 
 async def create_session(
