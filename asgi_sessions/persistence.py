@@ -444,10 +444,11 @@ class ActiveSession:
             expires_at = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
             plain = raw if record is loaded else self.settings.encode(data)
             stored = self.settings.sealed(plain, record.key, token)
-            new = dataclasses.replace(record, data=stored, user_id=user, expires_at=expires_at)
-            if not await store.update(new, expected_version=record.version):
+            key, created_at, version = record.key, record.created_at, record.version
+            new = SessionRecord(key, stored, user, created_at, expires_at, version)
+            if not await store.update(new, expected_version=version):
                 return False
-            self.record = dataclasses.replace(new, version=record.version + 1)
+            self.record = SessionRecord(key, stored, user, created_at, expires_at, version + 1)
             self._plain = plain
             return True
 

@@ -62,12 +62,13 @@ class MemoryStore(SessionStore):
         current = self._live(record.key, writing=True)
         if current is None or current.version != expected_version:
             return False
-        self._records[record.key] = dataclasses.replace(
-            current,
-            data=record.data,
-            user_id=record.user_id,
-            expires_at=record.expires_at,
-            version=expected_version + 1,
+        self._records[record.key] = SessionRecord(  # not dataclasses.replace: every write
+            current.key,
+            record.data,
+            record.user_id,
+            current.created_at,
+            record.expires_at,
+            expected_version + 1,
         )
         return True
 
