@@ -14,6 +14,11 @@ from typing import Any, Protocol
 
 from asgi_sessions.exceptions import CorruptSession, UnserializableValue
 
+try:
+    from _json import make_encoder as _make_c_encoder
+except ImportError:  # an interpreter without json's C accelerator
+    _make_c_encoder = None  # type: ignore[assignment, misc]
+
 __all__ = ["JSONSerializer", "Serializer"]
 
 
@@ -49,6 +54,8 @@ class JSONSerializer:
         self._encoder = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
+        self._chunks = _c_encoder(self._encoder)
+        """The C encoder behind ``self._encoder.encode``, made once rather than per call."""
         self._decoder = json.JSONDecoder()
         self._scan: Callable[[str, int], tuple[Any, int]] = (
             self._decoder.scan_once  # type: ignore[attr-defined]
@@ -73,7 +80,10 @@ class JSONSerializer:
 
     def _encoded(self, data: Mapping[str, Any]) -> tuple[str, bytes]:
         try:
-            text = self._encoder.encode(data)
+            if self._chunks is None:
+                text = self._encoder.encode(data)
+            else:
+                text = "".join(self._chunks(data, 0))
             return text, text.encode("utf-8")
         except (TypeError, ValueError, RecursionError) as exc:
             raise UnserializableValue(_explain(data, exc)) from exc
@@ -110,6 +120,33 @@ class JSONSerializer:
             if end == len(text):
                 return data
         return json.loads(raw)  # the reason it is not JSON, or JSON with spaces around it
+
+
+def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any, int], Any] | None:
+    """The C encoder ``encoder.encode`` makes on every call, made once; None where json
+    has no C accelerator.
+
+    It keeps no record of the containers it is inside, as ``encode`` does to refuse a
+    cycle: a cycle instead ends in RecursionError, which ``dumps`` refuses, naming the
+    cycle, like any other.
+    """
+    if _make_c_encoder is None or encoder.indent is not None:
+        return None
+    strings = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else None
+    try:
+        return _make_c_encoder(
+            None,
+            encoder.default,
+            strings or json.encoder.encode_basestring,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            encoder.sort_keys,
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+    except TypeError:  # another Python's signature: keep to encode()
+        return None
 
 
 _ADVICE = "store plain JSON data: str, int, finite float, bool, None, list, and dict with str keys"

@@ -31,6 +31,13 @@ def test_plain_json_data_round_trips_exactly() -> None:
     assert repr(back) == repr(EXACT)  # -0.0 stays negative, ints stay ints
 
 
+def test_the_bytes_are_those_json_dumps_writes() -> None:
+    """Records written before stay byte for byte what this version writes, so an
+    unchanged session is never taken for a changed one."""
+    expected = json.dumps(EXACT, separators=(",", ":"), ensure_ascii=False).encode()
+    assert JSONSerializer().dumps(EXACT) == expected
+
+
 class Node:
     pass
 
