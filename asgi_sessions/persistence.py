@@ -388,7 +388,7 @@ class ActiveSession:
             return None
         raw = self.settings.encode(data, unless=self._plain)
         if raw != self._plain or user_id != record.user_id:
-            return partial(self._save, data, user_id, raw)
+            return partial(self._save, data, user_id, raw, expires_at)
         if expires_at - record.expires_at >= lifetime.touch:
             return partial(self._slide, record, expires_at)
         return None
@@ -434,21 +434,30 @@ class ActiveSession:
         self.record = self.token = None
         return await self._create(data, user_id, retired.created_at)
 
-    async def _save(self, data: dict[str, Any], user_id: str | None, raw: bytes) -> CookieUpdate:
-        """Compare-and-set the data at the loaded version, merging with concurrent writers."""
+    async def _save(
+        self, data: dict[str, Any], user_id: str | None, raw: bytes, expires_at: datetime
+    ) -> CookieUpdate:
+        """Compare-and-set the data at the loaded version, merging with concurrent writers.
+
+        ``raw`` and ``expires_at`` are the serialized data and the expiry decided for the
+        loaded record; after a merge, both are decided again for the merged data.
+        """
         assert self.record is not None and self.token is not None
         store, lifetime, loaded = self.settings.store, self.settings.lifetime, self.record
         token = self.token
 
         async def write(record: SessionRecord, data: dict[str, Any], user: str | None) -> bool:
-            expires_at = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
-            plain = raw if record is loaded else self.settings.encode(data)
+            if record is loaded:
+                plain, until = raw, expires_at
+            else:
+                plain = self.settings.encode(data)
+                until = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
             stored = self.settings.sealed(plain, record.key, token)
             key, created_at, version = record.key, record.created_at, record.version
-            new = SessionRecord(key, stored, user, created_at, expires_at, version)
+            new = SessionRecord(key, stored, user, created_at, until, version)
             if not await store.update(new, expected_version=version):
                 return False
-            self.record = SessionRecord(key, stored, user, created_at, expires_at, version + 1)
+            self.record = SessionRecord(key, stored, user, created_at, until, version + 1)
             self._plain = plain
             return True
 
