@@ -535,26 +535,29 @@ class ActiveSession:
         max_age = self.settings.lifetime.max_age(record.expires_at, now, data.get(EXPIRY_KEY))
         return CookieUpdate(self.token, max_age)
 
-    async def _bounded(self, work: Awaitable[_T]) -> _T:
-        """Await store ``work``, bounded together with all of this request's other store
-        work by the store's timeout.
+    def _bounded(self, work: Awaitable[_T]) -> Awaitable[_T]:
+        """Store ``work`` to await, bounded together with all of this request's other
+        store work by the store's timeout, if the store has one."""
+        return work if self._budget is None else self._within_deadline(work, self._budget)
+
+    async def _within_deadline(self, work: Awaitable[_T], budget: float) -> _T:
+        """Await ``work`` within what is left of the request's ``budget`` of seconds.
 
         An anyio scope rather than ``asyncio.timeout``: stores shield the clean-up of a
         cancelled call (giving a connection back) from anyio scopes, and a plain task
         cancellation would cut that clean-up short. The scope itself rather than
         ``anyio.fail_after``, which wraps it in two more context managers on every call.
         """
-        if self._budget is None:
-            return await work
         started = anyio.current_time()
         try:
-            with anyio.CancelScope(deadline=started + max(self._budget, 0)):
+            with anyio.CancelScope(deadline=started + max(budget, 0)):
                 return await work
             # Past the block without a result: the deadline cancelled the work, and its
             # scope, the only one that could, swallowed that cancellation.
         except TimeoutError:  # a store's own timeout counts as the deadline's
             raise self._too_slow() from None
         finally:
+            assert self._budget is not None
             self._budget -= anyio.current_time() - started
         raise self._too_slow()
 
