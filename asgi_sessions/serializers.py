@@ -132,12 +132,13 @@ def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any, int], Any] | None:
     """
     if _make_c_encoder is None or encoder.indent is not None:
         return None
-    strings = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else None
+    ascii_only = encoder.ensure_ascii
+    strings = json.encoder.encode_basestring_ascii if ascii_only else json.encoder.encode_basestring
     try:
         return _make_c_encoder(
             None,
             encoder.default,
-            strings or json.encoder.encode_basestring,
+            strings,
             None,
             encoder.key_separator,
             encoder.item_separator,
