@@ -121,18 +121,22 @@ def _never_publicly_cached(headers: list[tuple[bytes, bytes]]) -> None:
     token to other visitors.
     """
     directives: set[str] = set()
+    drop: set[bytes] = set()
     for name, value in headers:
         if name == b"cache-control":
+            drop.add(name)
             for part in value.decode("latin-1").lower().split(","):
                 directives.add(part.split("=", 1)[0].strip())
+        elif name in _SHARED_CACHE_HEADERS:
+            drop.add(name)
     private = "no-store" in directives or ("private" in directives and "public" not in directives)
-    if private and not directives & {"s-maxage"}:
-        headers[:] = [(n, v) for n, v in headers if n not in _SHARED_CACHE_HEADERS]
-        return
-    headers[:] = [
-        (n, v) for n, v in headers if n != b"cache-control" and n not in _SHARED_CACHE_HEADERS
-    ]
-    headers.append((b"cache-control", b"no-store"))
+    keep = private and not directives & {"s-maxage"}
+    if keep:
+        drop.discard(b"cache-control")
+    if drop:  # most responses have neither: then the list stays as it is
+        headers[:] = [(n, v) for n, v in headers if n not in drop]
+    if not keep:
+        headers.append((b"cache-control", b"no-store"))
 
 
 def _vary_on_cookie(headers: list[tuple[bytes, bytes]]) -> None:

@@ -19,12 +19,11 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
@@ -68,6 +67,8 @@ logger = logging.getLogger("asgi_sessions")
 
 DEFAULT_MAX_SIZE = 64 * 1024
 """Largest serialized session accepted, in bytes."""
+
+_T = TypeVar("_T")
 
 _NEW_TOKEN_ATTEMPTS = 5
 """Fresh tokens tried before giving up: a collision means a broken generator."""
@@ -123,6 +124,15 @@ class SessionSettings:
     turns: LocalLocks = field(default_factory=LocalLocks, repr=False)
     """The writers of one session in this process take turns instead of failing each
     other's compare-and-set."""
+    _dumps_against: Callable[[Mapping[str, Any], bytes], bytes] | None = field(
+        init=False, repr=False
+    )
+    """The serializer's ``dumps_against``, if it has one, found once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_dumps_against", getattr(self.serializer, "dumps_against", None)
+        )
 
     def new_token(self) -> str:
         """A fresh token; a custom generator's output is checked like a cookie's."""
@@ -134,18 +144,16 @@ class SessionSettings:
         """Serialize session data, refusing what would not round-trip or is over max_size.
 
         With ``unless`` (the bytes a record was read from), data that serializes to just
-        those bytes is returned as they are without the serializer's full check: nothing
-        will be written, and the stored bytes read back as they always did.
+        those bytes is returned as they are without the serializer's full check, if the
+        serializer offers ``dumps_against``: nothing will be written, and the stored
+        bytes read back as they always did.
         """
-        quick = getattr(self.serializer, "quick_dumps", None)
-        if unless is not None and quick is not None:
-            try:
-                raw: bytes = quick(data)
-            except (TypeError, ValueError, RecursionError):
-                raw = b""  # let the full check below say what is wrong
-            if raw == unless:
+        if unless is not None and self._dumps_against is not None:
+            raw = self._dumps_against(data, unless)
+            if raw is unless:
                 return raw
-        raw = self.serializer.dumps(data)
+        else:
+            raw = self.serializer.dumps(data)
         if len(raw) > self.max_size:
             raise SessionTooLarge(
                 f"session data is {len(raw) / 1024:.1f} KB, over max_size="
@@ -255,8 +263,7 @@ class ActiveSession:
         if self.unread_token is None:
             return
         key = tokens.key_for(self.unread_token)
-        async with self._deadline():
-            record = await self.settings.store.read(key)
+        record = await self._bounded(self.settings.store.read(key))
         token, self.unread_token = self.unread_token, None
         self.session.__class__ = Session
         if record is None:
@@ -274,8 +281,7 @@ class ActiveSession:
         take_action(self.session)
         record = None
         if self.record is not None:
-            async with self._deadline():
-                record = await self.settings.store.read(self.record.key)
+            record = await self._bounded(self.settings.store.read(self.record.key))
         if record is None or self.token is None:
             self._forget()
         else:
@@ -335,8 +341,7 @@ class ActiveSession:
         if user_id is None:
             return []
         current = None if self.record is None else self.record.key
-        async with self._deadline():
-            return await list_devices(self.settings.store, user_id, current)
+        return await self._bounded(list_devices(self.settings.store, user_id, current))
 
     async def revoke_device(self, id: str) -> bool:
         """End one of the user's sessions by its device id (this one: at commit, as
@@ -347,8 +352,7 @@ class ActiveSession:
         if self.record is not None and device_id(self.record.key) == id:
             self.session.destroy()
             return True
-        async with self._deadline():
-            key = await revoke_device(self.settings.store, user_id, id)
+        key = await self._bounded(revoke_device(self.settings.store, user_id, id))
         if key is not None:
             self._note("revoked", key, user_id, "by the user")
         return key is not None
@@ -360,11 +364,10 @@ class ActiveSession:
             return 0
         keep = None if self.record is None else self.record.key
         store, events = self.settings.store, self.settings.events
-        async with self._deadline():
-            listed = []  # only to name each revoked session to a listener
-            if events is not None and events.wants("revoked"):
-                listed = await store.user_sessions(user_id)
-            revoked = await store.destroy_user_sessions(user_id, keep=keep)
+        listed: list[SessionRecord] = []  # only to name each revoked session to a listener
+        if events is not None and events.wants("revoked"):
+            listed = await self._bounded(store.user_sessions(user_id))
+        revoked = await self._bounded(store.destroy_user_sessions(user_id, keep=keep))
         self._count("revoked", revoked)
         for record in listed:
             if record.key != keep:
@@ -399,8 +402,7 @@ class ActiveSession:
         update = None
         if step is not None:
             try:
-                async with self._deadline():
-                    update = await step()
+                update = await self._bounded(step())
             except SessionLimitReached:  # the login is dropped; the rest may still be saved
                 self.session.user_id = None if self.record is None else self.record.user_id
                 raise
@@ -437,7 +439,7 @@ class ActiveSession:
             return None
         raw = self.settings.encode(data, unless=self._plain)
         if raw != self._plain or user_id != record.user_id:
-            return partial(self._save, data, user_id, raw)
+            return partial(self._save, data, user_id, raw, expires_at)
         if expires_at - record.expires_at >= lifetime.touch:
             return partial(self._slide, record, expires_at)
         return None
@@ -529,24 +531,38 @@ class ActiveSession:
         self._note_evicted(evicted)
         return update
 
-    async def _save(self, data: dict[str, Any], user_id: str | None, raw: bytes) -> CookieUpdate:
-        """Compare-and-set the data at the loaded version, merging with concurrent writers."""
+    async def _save(
+        self, data: dict[str, Any], user_id: str | None, raw: bytes, expires_at: datetime
+    ) -> CookieUpdate:
+        """Compare-and-set the data at the loaded version, merging with concurrent writers.
+
+        ``raw`` and ``expires_at`` are the serialized data and the expiry decided for the
+        loaded record; after a merge, both are decided again for the merged data.
+        """
         assert self.record is not None and self.token is not None
         store, lifetime, loaded = self.settings.store, self.settings.lifetime, self.record
         token = self.token
 
         async def write(record: SessionRecord, data: dict[str, Any], user: str | None) -> bool:
-            expires_at = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
-            plain = raw if record is loaded else self.settings.encode(data)
+            if record is loaded:
+                plain, until = raw, expires_at
+            else:
+                plain = self.settings.encode(data)
+                until = lifetime.expires_at(record.created_at, store.clock(), data.get(EXPIRY_KEY))
             stored = self.settings.sealed(plain, record.key, token)
-            new = dataclasses.replace(record, data=stored, user_id=user, expires_at=expires_at)
-            if self.client is not None:
-                new = self.client.stamp(new, store.clock())
-            if not await store.update(new, expected_version=record.version):
+            key, created_at, version = record.key, record.created_at, record.version
+            if self.client is None:  # the device fields as they are
+                agent, ip, seen = record.user_agent, record.ip, record.last_seen_at
+            else:
+                agent, ip, seen = self.client.user_agent, self.client.ip, store.clock()
+            new = SessionRecord(key, stored, user, created_at, until, version, agent, ip, seen)
+            if not await store.update(new, expected_version=version):
                 return False
             if user is not None and user != record.user_id:
-                self._note("login", record.key, user, "user attached")
-            self.record = dataclasses.replace(new, version=record.version + 1)
+                self._note("login", key, user, "user attached")
+            self.record = SessionRecord(
+                key, stored, user, created_at, until, version + 1, agent, ip, seen
+            )
             self._plain = plain
             return True
 
@@ -647,28 +663,37 @@ class ActiveSession:
         max_age = self.settings.lifetime.max_age(record.expires_at, now, data.get(EXPIRY_KEY))
         return CookieUpdate(self.token, max_age)
 
-    @asynccontextmanager
-    async def _deadline(self) -> AsyncIterator[None]:
-        """Bound this request's store work, all of it together, by the store's timeout.
+    def _bounded(self, work: Awaitable[_T]) -> Awaitable[_T]:
+        """Store ``work`` to await, bounded together with all of this request's other
+        store work by the store's timeout, if the store has one."""
+        return work if self._budget is None else self._within_deadline(work, self._budget)
+
+    async def _within_deadline(self, work: Awaitable[_T], budget: float) -> _T:
+        """Await ``work`` within what is left of the request's ``budget`` of seconds.
 
         An anyio scope rather than ``asyncio.timeout``: stores shield the clean-up of a
         cancelled call (giving a connection back) from anyio scopes, and a plain task
-        cancellation would cut that clean-up short.
+        cancellation would cut that clean-up short. The scope itself rather than
+        ``anyio.fail_after``, which wraps it in two more context managers on every call.
         """
-        if self._budget is None:
-            yield
-            return
         started = anyio.current_time()
         try:
-            with anyio.fail_after(max(self._budget, 0)):
-                yield
-        except TimeoutError:
-            raise StoreUnavailable(
-                f"the session store did not answer within {self.settings.store.timeout:g} s "
-                "for this request; check the store's load and reachability, or raise its timeout"
-            ) from None
+            with anyio.CancelScope(deadline=started + max(budget, 0)):
+                return await work
+            # Past the block without a result: the deadline cancelled the work, and its
+            # scope, the only one that could, swallowed that cancellation.
+        except TimeoutError:  # a store's own timeout counts as the deadline's
+            raise self._too_slow() from None
         finally:
+            assert self._budget is not None
             self._budget -= anyio.current_time() - started
+        raise self._too_slow()
+
+    def _too_slow(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"the session store did not answer within {self.settings.store.timeout:g} s "
+            "for this request; check the store's load and reachability, or raise its timeout"
+        )
 
 
 async def create_session(

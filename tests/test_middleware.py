@@ -386,6 +386,28 @@ async def test_a_503_is_logged_once_per_interval_without_the_token(
     assert all(token not in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("call", ["read", "update"])
+async def test_a_store_that_does_not_answer_within_its_timeout_is_a_503(
+    store: MemoryStore, caplog: pytest.LogCaptureFixture, call: str
+) -> None:
+    recording = RecordingStore(store)
+    recording.timeout = 0.05
+    app = build_app(recording)
+    token = await create_session(recording, {"cart": ["apple"]})
+    held = recording.hold(call)
+    cookies = {"session": token}
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=cookies) as c:
+        with anyio.fail_after(10):  # not a timing check: a missing deadline would hang
+            response = await c.post("/set/cart", json=["pear"])
+        assert held.reached.is_set()
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert "did not answer within 0.05 s" in caplog.text
+        held.release()
+        assert (await c.get("/read")).json()["data"] == {"cart": ["apple"]}
+
+
 async def test_a_session_conflict_does_not_say_the_store_is_down() -> None:
     assert "unavailable" not in str(SessionConflict("x")).lower()
     assert issubclass(SessionConflict, SessionError)
@@ -415,6 +437,21 @@ async def test_create_session_follows_the_apps_settings(store: MemoryStore) -> N
     assert record.data == b'{"cart":[1]}'[::-1]
     with pytest.raises(SessionTooLarge, match="max_size"):
         await create_session(app, {"blob": "x" * 200})
+
+
+async def test_a_serializer_subclass_writes_its_own_bytes_when_data_changes(
+    store: MemoryStore,
+) -> None:
+    app = build_app(store, serializer=reverse_json())
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.post("/set/cart", json=["apple"])
+        assert (await client.post("/set/cart", json=["pear"])).status_code == 200
+        await client.get("/read")  # unchanged: nothing written
+        assert (await client.get("/read")).json()["data"] == {"cart": ["pear"]}
+    [record] = [r async for r in store.all()]
+    assert record.data == b'{"cart":["pear"]}'[::-1]
+    assert record.version == 2
 
 
 async def test_login_helper_follows_the_apps_cookie_name_and_settings(store: MemoryStore) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import anyio
 import pytest
 
 from asgi_sessions.exceptions import StoreUnavailable
@@ -42,3 +45,42 @@ def test_failing_a_name_outside_the_contract_is_refused(clock: FrozenClock) -> N
         store.fail("destory")
     store.fail()
     assert store.failing == frozenset(CONTRACT)
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
+async def test_a_held_call_waits_before_or_after_the_store_until_released(
+    clock: FrozenClock, after: bool
+) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    record = new_record(clock, user_id="ada")
+    held = store.hold("create", after=after)
+    async with anyio.create_task_group() as group:
+        group.start_soon(store.create, record)
+        with anyio.fail_after(5):  # not a timing check: a hold that never held would hang
+            await held.reached.wait()
+        assert (await store.store.read(record.key) is not None) is after
+        held.release()
+    assert await store.read(record.key) == record
+    await store.create(dataclasses.replace(record, key="b" * 64))  # only the next call waits
+    assert store.calls == ["create", "read", "create"]
+
+
+async def test_a_caller_cancelled_while_held_never_reaches_the_store(clock: FrozenClock) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    record = new_record(clock)
+    held = store.hold("create")
+    async with anyio.create_task_group() as group:
+        group.start_soon(store.create, record)
+        with anyio.fail_after(5):
+            await held.reached.wait()
+        group.cancel_scope.cancel()
+    assert await store.read(record.key) is None
+
+
+def test_holding_a_streamed_call_or_a_name_outside_the_contract_is_refused(
+    clock: FrozenClock,
+) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    for name in ("all", "delete_expired", "destory"):
+        with pytest.raises(ValueError, match=name):
+            store.hold(name)

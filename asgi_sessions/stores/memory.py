@@ -62,8 +62,17 @@ class MemoryStore(SessionStore):
         current = self._live(record.key, writing=True)
         if current is None or current.version != expected_version:
             return False
-        self._records[record.key] = dataclasses.replace(
-            record, created_at=current.created_at, version=expected_version + 1
+        r = record
+        self._records[r.key] = SessionRecord(  # not dataclasses.replace: every write
+            current.key,
+            r.data,
+            r.user_id,
+            current.created_at,
+            r.expires_at,
+            expected_version + 1,
+            r.user_agent,
+            r.ip,
+            r.last_seen_at,
         )
         return True
 

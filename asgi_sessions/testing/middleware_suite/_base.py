@@ -125,6 +125,16 @@ class MiddlewareSuiteBase:
         store.reset()
         return token
 
+    async def login_alice(self, client: httpx.AsyncClient, store: RecordingStore) -> str:
+        """Give ``client`` a session of user alice holding ``cart: ["apple"]``; forget the
+        calls so far."""
+        await client.post("/set/cart", json=["apple"])
+        await client.post("/login/alice")
+        token = token_of(client)
+        assert token is not None
+        store.reset()
+        return token
+
     @staticmethod
     @asynccontextmanager
     async def held(

@@ -22,7 +22,6 @@ from asgi_sessions.testing.middleware_suite._base import (
     client_of,
     key_of,
     live_token_in,
-    token_of,
     use_token,
 )
 from asgi_sessions.testing.recording import RecordingStore
@@ -61,14 +60,6 @@ HELD_PATHS: dict[str, Any] = {
 class Concurrency(MiddlewareSuiteBase):
     """Nothing that ended comes back; concurrent writes merge; a healthy store is never
     reported as down."""
-
-    async def login_alice(self, client: httpx.AsyncClient, store: RecordingStore) -> str:
-        await client.post("/set/cart", json=["apple"])
-        await client.post("/login/alice")
-        token = token_of(client)
-        assert token is not None
-        store.reset()
-        return token
 
     @pytest.mark.parametrize("path", HELD_PATHS)
     @pytest.mark.parametrize("ending", ENDINGS)

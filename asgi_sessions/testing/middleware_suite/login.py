@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import anyio
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from asgi_sessions.testing.middleware_suite._base import (
@@ -13,7 +17,39 @@ from asgi_sessions.testing.middleware_suite._base import (
     token_of,
     use_token,
 )
-from asgi_sessions.testing.recording import RecordingStore
+from asgi_sessions.testing.recording import Hold, RecordingStore
+
+REGENERATE_CUTS: dict[str, tuple[str, bool, bool]] = {
+    "during-retire-before-the-store-ran-it": ("destroy", False, True),
+    "during-retire-after-the-store-ran-it": ("destroy", True, False),
+    "between-retire-and-create": ("create", False, False),
+}
+"""Where a regenerate is cancelled: the store call it is held at, whether it is held after
+the store ran it, and whether the old session is still live afterwards."""
+
+
+async def cancelled_at(
+    held: Hold, request: Callable[[], Awaitable[httpx.Response]]
+) -> list[httpx.Response]:
+    """Send ``request`` and cancel it once it reaches the ``held`` store call, as a server
+    does when the client goes away; the responses it got (none if it ended cancelled)."""
+    responses: list[httpx.Response] = []
+    async with anyio.create_task_group() as group:
+
+        async def send() -> None:
+            responses.append(await request())
+            group.cancel_scope.cancel()  # it finished without reaching the held call
+
+        group.start_soon(send)
+        await held.reached.wait()
+        group.cancel_scope.cancel()
+    assert held.reached.is_set(), f"the request never called {held.name}()"
+    return responses
+
+
+async def keys_of(store: RecordingStore, user_id: str) -> set[str]:
+    """The keys of the user's live sessions."""
+    return {record.key for record in await store.user_sessions(user_id)}
 
 
 class LoginAndLogout(MiddlewareSuiteBase):
@@ -95,3 +131,48 @@ class LoginAndLogout(MiddlewareSuiteBase):
         assert new is not None and new != old
         assert await store.read(key_of(old)) is None
         assert (await client.get("/flashes")).json() == [["info", "Logged out"]]
+
+    @pytest.mark.parametrize("cut", REGENERATE_CUTS)
+    async def test_a_login_cancelled_midway_never_leaves_a_second_live_session(
+        self, client: httpx.AsyncClient, store: RecordingStore, app: Starlette, cut: str
+    ) -> None:
+        """A login (regenerate) whose request is cancelled, as when the client goes away:
+        before the old record is retired, the session stays as it was; after, the user is
+        logged out of it, and the successor never comes to life. The user's other sessions
+        are untouched, nothing answers 500, and the next login works."""
+        async with client_of(app) as laptop:
+            assert (await laptop.post("/login/alice")).status_code == 200
+        old = await self.login_alice(client, store)
+        before = await keys_of(store, "alice")
+        name, after, survives = REGENERATE_CUTS[cut]
+        held = store.hold(name, after=after)
+        async with client_of(app) as leaving:
+            use_token(leaving, old)
+            assert await cancelled_at(held, lambda: leaving.post("/login/alice")) == []
+        replay = await client.get("/read")
+        assert replay.status_code == 200
+        if survives:
+            assert replay.json() == {"data": {"cart": ["apple"]}, "user_id": "alice"}
+            assert await keys_of(store, "alice") == before
+        else:
+            assert replay.json() == {"data": {}, "user_id": None}
+            assert await keys_of(store, "alice") == before - {key_of(old)}
+        use_token(client, old)
+        assert (await client.post("/login/alice")).status_code == 200
+        new = token_of(client)
+        assert new is not None and new != old
+        assert await keys_of(store, "alice") == before - {key_of(old)} | {key_of(new)}
+
+    async def test_a_login_whose_create_fails_after_the_retire_logs_out_with_a_503(
+        self, client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        old = await self.login_alice(client, store)
+        store.fail("create")
+        response = await client.post("/login/alice")
+        store.heal()
+        assert response.status_code == 503
+        assert live_token_in(response) is None
+        assert store.calls == ["read", "destroy", "create"]
+        use_token(client, old)
+        assert (await client.get("/read")).json() == {"data": {}, "user_id": None}
+        assert await store.user_sessions("alice") == []
