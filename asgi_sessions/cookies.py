@@ -3,8 +3,9 @@ Set-Cookie, and the caching headers a response that carries a session needs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from asgi_sessions import tokens
@@ -18,9 +19,17 @@ _SHARED_CACHE_HEADERS = (b"cdn-cache-control", b"surrogate-control")
 """Cache headers aimed at CDNs and proxies only (RFC 9213): they would override
 ``Cache-Control: private`` there, so a response setting a session cookie drops them."""
 
-_WHITESPACE = " \t"
-"""What RFC 6265 allows around a cookie pair; ``str.strip()`` would also remove
-control characters, NEL and NBSP."""
+
+def _pair_pattern(cookie_name: str) -> re.Pattern[bytes]:
+    """A pattern for one ``name=token`` pair of a Cookie header whose token is well formed.
+
+    Only spaces and tabs (what RFC 6265 allows) may surround the pair and its value, and
+    one pair of double quotes the value. Matching the raw bytes skips decoding and
+    splitting the header: most requests carry the cookie, so this runs on nearly all.
+    """
+    name = re.escape(cookie_name.encode("latin-1"))
+    token = rb"[A-Za-z0-9_-]{%d,%d}" % (tokens.MIN_TOKEN_LENGTH, tokens.MAX_TOKEN_LENGTH)
+    return re.compile(rb"(?:\A|;)[ \t]*" + name + rb'=[ \t]*("?)(' + token + rb")\1[ \t]*(?=;|\Z)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,8 @@ class CookiePolicy:
     secure: bool = False
     partitioned: bool = False
     host_prefix: bool = False
+    _pair: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
+    """Finds this cookie's well-formed values in a raw Cookie header (see token_from)."""
 
     def __post_init__(self) -> None:
         if self.same_site not in ("lax", "strict", "none"):
@@ -47,9 +58,9 @@ class CookiePolicy:
             raise InsecureConfiguration("partitioned=True needs https_only=True")
         if self.host_prefix and (not self.secure or self.path != "/" or self.domain):
             raise InsecureConfiguration(
-                "host_prefix=True (a __Host- cookie) needs https_only=True, path='/' "
-                "and no domain"
+                "host_prefix=True (a __Host- cookie) needs https_only=True, path='/' and no domain"
             )
+        object.__setattr__(self, "_pair", _pair_pattern(self.cookie_name))
 
     @property
     def cookie_name(self) -> str:
@@ -64,18 +75,9 @@ class CookiePolicy:
         spaces and tabs around a pair, and one pair of quotes around a value, are
         removed: a value padded with other bytes is malformed, not trimmed to a token.
         """
-        wanted = self.cookie_name
         for name, value in headers:
-            if name != b"cookie":
-                continue
-            for pair in value.decode("latin-1").split(";"):
-                key, sep, token = pair.strip(_WHITESPACE).partition("=")
-                if sep and key == wanted:
-                    token = token.strip(_WHITESPACE)
-                    if len(token) > 1 and token[0] == token[-1] == '"':
-                        token = token[1:-1]
-                    if tokens.is_well_formed(token):
-                        return token
+            if name == b"cookie" and (found := self._pair.search(value)) is not None:
+                return found[2].decode("ascii")
         return None
 
     def header(self, token: str | None, max_age: int | None) -> str:

@@ -24,7 +24,12 @@ from asgi_sessions.exceptions import (
 )
 from asgi_sessions.lifetime import DEFAULT_TOUCH_INTERVAL, Duration, Lifetime, duration
 from asgi_sessions.limits import LimitPolicy, SessionLimit
-from asgi_sessions.persistence import DEFAULT_MAX_SIZE, ActiveSession, SessionSettings
+from asgi_sessions.persistence import (
+    DEFAULT_MAX_SIZE,
+    ActiveSession,
+    CookieUpdate,
+    SessionSettings,
+)
 from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import UnavailableSession
@@ -150,30 +155,24 @@ class SessionMiddleware:
         self._outages = _RateLimitedLog(logger, interval=10.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-        elif scope["type"] == "lifespan" and self.cleanup_interval:
-            await cleanup.run_during_lifespan(
-                self.app, scope, receive, send, self.store, self.cleanup_interval
-            )
-        else:
-            await self.app(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # HTTP, nearly every call, is handled inline below
+            await self._other(scope, receive, send)
+            return
         token = self.cookie.token_from(scope["headers"])
-        active = await self._start(scope, token)
+        active: ActiveSession | None
+        active = self._start(scope, token)
+        if self.autoload and token is not None:
+            active = await self._load(scope, active)
         started = refused = False
         outage: Exception | None = None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started, refused, outage
             if message["type"] == "http.response.start":
-                started = True
+                started, ok = True, message["status"] < 500
                 if active is not None:
                     try:
-                        update = await active.commit(keep_changes=message["status"] < 500)
+                        update = None if active.idle else await active.commit(keep_changes=ok)
                     except _REFUSED as exc:
                         refused, outage = True, exc
                         await self._refuse(send, exc)
@@ -182,15 +181,9 @@ class SessionMiddleware:
                         refused = True
                         await _answer(send, 409, str(exc).encode())
                         return
-                    if token is not None or update is not None:
-                        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
-                        message["headers"] = headers
-                        cookie = (
-                            None
-                            if update is None
-                            else self.cookie.header(update.token, update.max_age)
-                        )
-                        add_session_headers(headers, cookie)
+                    # A session read from the cookie makes the answer vary with it.
+                    if update is not None or (token is not None and active.unread_token is None):
+                        self._add_headers(message, update)
             if not refused:
                 await send(message)
 
@@ -205,6 +198,25 @@ class SessionMiddleware:
         if self.settings.events is not None:
             await self._deliver(scope, active, outage)
 
+    def _add_headers(self, message: Message, update: CookieUpdate | None) -> None:
+        """Add to the response's start ``message`` what a response using the session needs:
+        ``Vary: Cookie``, and the cookie ``update`` with its caching rule, if any."""
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        message["headers"] = headers
+        cookie = None if update is None else self.cookie.header(update.token, update.max_age)
+        add_session_headers(headers, cookie)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a scope that is not HTTP: a websocket, the lifespan, anything else."""
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan" and self.cleanup_interval:
+            await cleanup.run_during_lifespan(
+                self.app, scope, receive, send, self.store, self.cleanup_interval
+            )
+        else:
+            await self.app(scope, receive, send)
+
     async def _deliver(
         self, scope: Scope, active: ActiveSession | None, outage: Exception | None
     ) -> None:
@@ -212,9 +224,9 @@ class SessionMiddleware:
         response has been sent; a store that could not be reached is one too."""
         events = self.settings.events
         assert events is not None
-        happened = [] if active is None else active.happened
+        happened = () if active is None else active.happened
         if isinstance(outage, StoreUnavailable) and events.wants("unavailable"):
-            happened = [*happened, SessionEvent("unavailable", None, None, str(outage))]
+            happened = (*happened, SessionEvent("unavailable", None, None, str(outage)))
         if happened:
             request = Request(scope)
             await events.deliver(dataclasses.replace(e, request=request) for e in happened)
@@ -222,7 +234,10 @@ class SessionMiddleware:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Give a websocket the session read-only (``await session.save()`` writes); a store
         failure refuses the handshake with 503, or closes with 1013 (try again later)."""
-        await self._start(scope, self.cookie.token_from(scope["headers"]))
+        token = self.cookie.token_from(scope["headers"])
+        active = self._start(scope, token)
+        if self.autoload and token is not None:
+            await self._load(scope, active)
         opened = closed = False
 
         async def send_wrapper(message: Message) -> None:
@@ -245,19 +260,22 @@ class SessionMiddleware:
             else:
                 await send({"type": "websocket.close", "code": 1013})
 
-    async def _start(self, scope: Scope, token: str | None) -> ActiveSession | None:
-        """Put the request's session in the scope, read now unless ``autoload=False``;
-        None, and a stand-in that answers 503 when used, if the store is down."""
+    def _start(self, scope: Scope, token: str | None) -> ActiveSession:
+        """Put the request's session in the scope, not read yet."""
         active = ActiveSession(self.settings, token, self.settings.devices.client(scope))
         scope["session"] = active.session
         scope["session_store"] = self.store
-        if self.autoload and token is not None:
-            try:
-                await active.load()
-            except StoreUnavailable as exc:
-                self._log(exc)
-                scope["session"] = UnavailableSession(exc)
-                return None
+        return active
+
+    async def _load(self, scope: Scope, active: ActiveSession) -> ActiveSession | None:
+        """Read the session now (``autoload``); None, and a stand-in that answers 503
+        when used, if the store is down."""
+        try:
+            await active.load()
+        except StoreUnavailable as exc:
+            self._log(exc)
+            scope["session"] = UnavailableSession(exc)
+            return None
         return active
 
     async def _refuse(self, send: Send, error: Exception, *, prefix: str = "http.") -> None:

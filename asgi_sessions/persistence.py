@@ -25,9 +25,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
-import anyio
-
-from asgi_sessions import merge, tokens
+from asgi_sessions import deadlines, merge, tokens
 from asgi_sessions.devices import (
     Client,
     Device,
@@ -50,7 +48,14 @@ from asgi_sessions.limits import SessionLimit, within_limit
 from asgi_sessions.locks import LocalLocks
 from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
-from asgi_sessions.session import Action, Session, UnloadedSession, checked_user_id, take_action
+from asgi_sessions.session import (
+    Action,
+    Session,
+    UnloadedSession,
+    checked_user_id,
+    is_blank,
+    take_action,
+)
 from asgi_sessions.stores.base import SessionRecord, SessionStore
 from asgi_sessions.telemetry import Telemetry
 
@@ -239,7 +244,7 @@ class ActiveSession:
         """A well-formed cookie token whose record has not been read yet."""
         self.client = client
         """The request's client, stamped on every write; None when devices are not tracked."""
-        self.happened: list[SessionEvent] = []
+        self.happened: tuple[SessionEvent, ...] = ()
         """Events for the app's callbacks, delivered by the middleware after the response."""
         self.token: str | None = None
         """The token that names ``record``; None while nothing is stored."""
@@ -250,7 +255,7 @@ class ActiveSession:
         self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
         self._unsent: CookieUpdate | None = None
         self._budget = settings.store.timeout
-        self._hooks: list[Callable[[], None]] = []
+        self._hooks: tuple[Callable[[], None], ...] = ()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -327,7 +332,8 @@ class ActiveSession:
             return
         device = None if self.client is None else self.client.describe()
         prefix = None if key is None else key[:KEY_SHOWN]
-        self.happened.append(SessionEvent(kind, user_id, prefix, reason, device=device))
+        event = SessionEvent(kind, user_id, prefix, reason, device=device)
+        self.happened = (*self.happened, event)
 
     def _note_evicted(self, evicted: list[SessionRecord]) -> None:
         for record in evicted:
@@ -378,7 +384,23 @@ class ActiveSession:
 
     def before_commit(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` before each commit that keeps changes (see ``session.before_commit``)."""
-        self._hooks.append(hook)
+        self._hooks = (*self._hooks, hook)
+
+    @property
+    def idle(self) -> bool:
+        """Whether a commit has nothing to do: the record was never read, or there is none
+        and the app neither put anything in the session nor asked for anything.
+
+        The middleware asks first, so that most requests skip the commit entirely.
+        """
+        if self.unread_token is not None:
+            return True
+        return (
+            self.record is None
+            and self._unsent is None
+            and not self._hooks
+            and is_blank(self.session)
+        )
 
     async def save(self) -> None:
         """Commit now (``await request.session.save()``); the cookie goes with the response."""
@@ -393,8 +415,8 @@ class ActiveSession:
         was ended (logout, revoke) or kept changing under this request, so nothing of
         this request could be saved.
         """
-        if self.unread_token is not None:
-            return None  # never read, so never touched
+        if self.idle:
+            return None
         if keep_changes:
             for hook in self._hooks:
                 hook()
@@ -669,25 +691,16 @@ class ActiveSession:
         return work if self._budget is None else self._within_deadline(work, self._budget)
 
     async def _within_deadline(self, work: Awaitable[_T], budget: float) -> _T:
-        """Await ``work`` within what is left of the request's ``budget`` of seconds.
-
-        An anyio scope rather than ``asyncio.timeout``: stores shield the clean-up of a
-        cancelled call (giving a connection back) from anyio scopes, and a plain task
-        cancellation would cut that clean-up short. The scope itself rather than
-        ``anyio.fail_after``, which wraps it in two more context managers on every call.
-        """
-        started = anyio.current_time()
+        """Await ``work`` within what is left of the request's ``budget`` of seconds."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            with anyio.CancelScope(deadline=started + max(budget, 0)):
-                return await work
-            # Past the block without a result: the deadline cancelled the work, and its
-            # scope, the only one that could, swallowed that cancellation.
+            return await deadlines.within(work, budget)
         except TimeoutError:  # a store's own timeout counts as the deadline's
             raise self._too_slow() from None
         finally:
             assert self._budget is not None
-            self._budget -= anyio.current_time() - started
-        raise self._too_slow()
+            self._budget -= loop.time() - started
 
     def _too_slow(self) -> StoreUnavailable:
         return StoreUnavailable(

@@ -114,7 +114,7 @@ class Session(dict[str, Any]):
     ) -> None:
         if data:
             super().__init__(data)
-        self._user_id = checked_user_id(user_id)
+        self._user_id = None if user_id is None else checked_user_id(user_id)
         self._action: Action | None = None
         self._handle = handle
 
@@ -248,6 +248,11 @@ def take_action(session: Session) -> Action | None:
     """Return what the app asked for at commit (regenerate, destroy or nothing) and clear it."""
     action, session._action = session._action, None
     return action
+
+
+def is_blank(session: Session) -> bool:
+    """Tell whether ``session`` holds no data and no user, and nothing was asked of it."""
+    return not session and session._user_id is None and session._action is None
 
 
 class UnloadedSession(Session):

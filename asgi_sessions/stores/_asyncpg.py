@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from asgi_sessions.exceptions import SessionError, StoreUnavailable
 from asgi_sessions.stores._loop import LoopLocal
+from asgi_sessions.stores._tasks import uninterrupted
 
 __all__ = ["PostgresConnections"]
 
@@ -135,18 +135,18 @@ class PostgresConnections:
     async def _borrowed(self, pool: asyncpg.Pool[Any]) -> AsyncIterator[PoolConnectionProxy[Any]]:
         """Lend a connection and give it back even if the caller is cancelled.
 
-        Giving back waits, shielded, until the server has finished or aborted a cancelled
-        query, so a cancelled call has settled when it returns. (asyncpg shields the
-        release too, but anyio cancel scopes cancel again at every await.) A connection
-        that cannot be given back clean is closed by asyncpg and replaced: the call's own
-        outcome stands, so a cancelled call still ends cancelled.
+        Giving back waits, even through a cancellation, until the server has finished or
+        aborted a cancelled query, so a cancelled call has settled when it returns.
+        (asyncpg shields the release too, but then the caller stops waiting for it.) A
+        connection that cannot be given back clean is closed by asyncpg and replaced: the
+        call's own outcome stands, so a cancelled call still ends cancelled.
         """
         conn = await pool.acquire(timeout=self.connect_timeout)
         try:
             yield conn
         finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await pool.release(conn)
+            with contextlib.suppress(Exception):
+                await uninterrupted(pool.release(conn))
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         """Say what a driver error means for the user, and what to do about it."""

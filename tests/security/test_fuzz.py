@@ -35,6 +35,21 @@ cookie_bytes = st.lists(
 ).map(b"".join)
 """Header values built from the bytes that matter to a cookie parser, plus any bytes."""
 
+_blank = st.sampled_from([b"", b" ", b"\t", b" \t ", b"\x0b"])
+_cookie_pair = st.tuples(
+    _blank,
+    st.sampled_from([b"session", b"session ", b"Session", b"sessio", b"x"]),
+    st.sampled_from([b"=", b"", b"=="]),
+    _blank,
+    st.sampled_from([b"", b'"']),
+    st.sampled_from([b"A" * 22, b"A" * 21, b"-_" * 128, b"A" * 257, b"A" * 22 + b"\x00", b""])
+    | st.binary(max_size=30),
+    st.sampled_from([b"", b'"']),
+    _blank,
+).map(b"".join)
+cookie_syntax = st.lists(_cookie_pair, max_size=4).map(b";".join)
+"""Header values made only of a cookie's syntax, so that many hold a session pair."""
+
 other_cookies = st.lists(
     st.tuples(
         st.text(alphabet=string.ascii_letters, min_size=1, max_size=8).filter(
@@ -67,6 +82,29 @@ def test_cookie_parser_never_raises_and_returns_only_well_formed_tokens(
     if token is not None:
         assert tokens.is_well_formed(token)
         assert any(token.encode() in value for value in values)
+
+
+def reference_token_from(values: list[bytes], wanted: str = "session") -> str | None:
+    """RFC 6265's reading, spelled out: split into pairs, trim spaces and tabs around
+    each pair and its value, drop one pair of quotes, keep the first well-formed value."""
+    for value in values:
+        for pair in value.decode("latin-1").split(";"):
+            key, sep, token = pair.strip(" \t").partition("=")
+            if sep and key == wanted:
+                token = token.strip(" \t")
+                if len(token) > 1 and token[0] == token[-1] == '"':
+                    token = token[1:-1]
+                if tokens.is_well_formed(token):
+                    return token
+    return None
+
+
+@settings(max_examples=2000)
+@given(values=st.lists(cookie_syntax | cookie_bytes, max_size=3))
+def test_cookie_parser_agrees_with_the_spelled_out_reading(values: list[bytes]) -> None:
+    assert CookiePolicy().token_from([(b"cookie", v) for v in values]) == (
+        reference_token_from(values)
+    )
 
 
 @settings(max_examples=200)

@@ -32,6 +32,7 @@ class LazyLoading(MiddlewareSuiteBase):
         assert response.status_code == 200
         assert store.calls == []
         assert "set-cookie" not in response.headers
+        assert "vary" not in response.headers  # its answer did not depend on the cookie
 
     async def test_lazy_session_is_read_once_when_loaded(
         self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
@@ -40,6 +41,7 @@ class LazyLoading(MiddlewareSuiteBase):
         response = await lazy_client.get("/load-and-read")
         assert response.json()["data"] == {"cart": ["apple"]}
         assert store.calls == ["read"]
+        assert response.headers["vary"] == "Cookie"
 
     async def test_lazy_session_used_before_loading_says_what_to_do(
         self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
