@@ -12,9 +12,10 @@ Kept apart from the store so that it reads as keys and commands. Here:
   and concurrent calls share one attempt to learn the cluster's layout again.
 - With ``wait_for_replicas``, each write is followed by WAIT on the connection that made
   it, and one that too few replicas acknowledge in time is StoreUnavailable.
-- A cluster or Sentinel client opens at most ``max_connections`` (per node) and refuses
-  the next one instead of waiting, so there a gate lets that many calls run at once and
-  queues the rest (up to ``socket_timeout``), as the one-server connection pool does.
+- A client opens at most ``max_connections`` (per node) and refuses the next one
+  instead of waiting, so a gate lets that many calls run at once and queues the rest
+  (up to ``socket_timeout``). redis-py's blocking pool would queue them too, but at the
+  cost of a lock, a condition and a timer on every command, queued or not.
 - Every driver error becomes ``StoreUnavailable`` (a refused value ``ValueError``), so
   nothing of redis leaks out.
 - Batches go in one pipeline: one round trip per node, one script call per slot, or
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
@@ -373,7 +374,7 @@ async def open_client(
     if parts.scheme.endswith("+sentinel"):
         client = _sentinel_client(url, options)
     elif "+cluster" not in parts.scheme:
-        pool = BlockingConnectionPool.from_url(plain_url, timeout=socket_timeout, **options)
+        pool = ConnectionPool.from_url(plain_url, **options)
         client = cast(_Server, _Server.from_pool(pool))
     else:
         # Learn the topology before any concurrent use: redis-py 8.1 can break
@@ -399,7 +400,7 @@ def _where(url: str, parts: SplitResult) -> str:
 
 class _Pool(NamedTuple):
     client: Client
-    gate: asyncio.Semaphore | None  # on a cluster: one permit per connection allowed
+    gate: asyncio.Semaphore | None  # one permit per connection allowed; None: the caller's
 
 
 class RedisConnection:
@@ -431,8 +432,6 @@ class RedisConnection:
                 "is used as it is"
             )
         self._url = url
-        # These pools refuse a connection past max_connections instead of waiting for one.
-        self._gated = parts.scheme.endswith(("+cluster", "+sentinel"))
         self._where = "the given client" if client else _where(url, parts)
         self._timeout = socket_timeout
         self._options: dict[str, Any] = {
@@ -447,8 +446,7 @@ class RedisConnection:
 
     async def _open(self) -> _Pool:
         client = await open_client(self._url, **self._options)
-        gate = asyncio.Semaphore(self._options["max_connections"]) if self._gated else None
-        return _Pool(client, gate)
+        return _Pool(client, asyncio.Semaphore(self._options["max_connections"]))
 
     @asynccontextmanager
     async def use(self, *, gated: bool = True) -> AsyncIterator[Client]:
@@ -465,7 +463,10 @@ class RedisConnection:
             if pool.gate is None or not gated:
                 yield pool.client
             else:
-                async with asyncio.timeout(self._timeout):
+                if pool.gate.locked():  # queue, for a while; a free permit needs no timer
+                    async with asyncio.timeout(self._timeout):
+                        await pool.gate.acquire()
+                else:
                     await pool.gate.acquire()
                 try:
                     yield pool.client
