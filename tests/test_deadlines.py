@@ -12,11 +12,6 @@ from asgi_sessions.deadlines import within
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_work_done_in_time_returns_its_result() -> None:
     async def quick() -> int:
         await asyncio.sleep(0)
