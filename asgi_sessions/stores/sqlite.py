@@ -13,10 +13,10 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
-from typing import Any, Protocol, Self, cast
+from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
 
 import aiosqlite
@@ -30,6 +30,7 @@ from asgi_sessions.stores._sql import (
     checked_identifier,
     to_record,
 )
+from asgi_sessions.stores._thread_batches import ThreadBatches
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -80,12 +81,6 @@ _UPSERT = (
     " last_seen_at = excluded.last_seen_at"
 )
 """Insert a row, or take its key over; each use adds the WHERE that says when."""
-
-
-class _RunOnThread(Protocol):
-    """aiosqlite's ``Connection._execute``: run a function on the connection's thread."""
-
-    def __call__(self, fn: Callable[[], int]) -> Awaitable[int]: ...
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:
@@ -151,7 +146,11 @@ class SQLiteStore(SessionStore):
         self.create_table = create_table
         self.timeout = timeout
         self.create_file = create_file
-        self._connection = LoopLocal(self._open, self._close, _stop)
+        self._shared = LoopLocal(
+            self._open_shared,
+            lambda batches: self._close(batches.connection),
+            lambda batches: _stop(batches.connection),
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -263,28 +262,27 @@ class SQLiteStore(SessionStore):
         with self._errors():
             await connection.close()
 
-    async def _fetch(self, sql: str, parameters: Iterable[Any]) -> list[Sequence[Any]]:
+    async def _open_shared(self) -> ThreadBatches:
+        """This loop's connection, which the store's calls share, sent calls in batches."""
+        return ThreadBatches(await self._open())
+
+    async def _fetch(self, sql: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
         """Run one query on this loop's connection and return every row."""
-        connection = await self._connection.get()
+        batches = await self._shared.get()
+        statement = self._sql(sql)
         with self._errors():
-            return list(await connection.execute_fetchall(self._sql(sql), parameters))
+            return await batches.run(lambda raw: raw.execute(statement, parameters).fetchall())
 
     async def _change(self, sql: str, parameters: Sequence[Any]) -> int:
         """Run one data-changing statement (committed on return); return the rows it touched.
 
-        One trip to the connection's thread, which runs the statement and reads its row
-        count there. aiosqlite's public ``execute`` takes two (run, then close the
-        cursor), a fifth of a write request's time; ``RETURNING`` with
-        ``execute_fetchall`` takes one but slows SQLite's own work under concurrent
-        writers. aiosqlite has no public way to run a function on its thread, so this
-        uses its ``_execute``; every write of the store suite fails if that changes.
+        The statement runs and its row count is read on the connection's thread, in one
+        trip there (aiosqlite's ``execute`` takes two: run, then close the cursor).
         """
-        connection = await self._connection.get()
+        batches = await self._shared.get()
         statement = self._sql(sql)
         with self._errors():
-            raw = connection._conn  # the sqlite3 connection, used only on its own thread
-            run = cast(_RunOnThread, connection._execute)
-            return await run(lambda: raw.execute(statement, parameters).rowcount)
+            return await batches.run(lambda raw: raw.execute(statement, parameters).rowcount)
 
     async def read(self, key: str) -> SessionRecord | None:
         rows = await self._fetch(
@@ -311,7 +309,7 @@ class SQLiteStore(SessionStore):
             return Counter()
         now = self._now()
         own = self.persistent
-        connection = await self._open() if own else await self._connection.get()
+        connection = await self._open() if own else (await self._shared.get()).connection
         try:
             with self._errors():
                 await connection.execute("BEGIN IMMEDIATE")
@@ -385,7 +383,7 @@ class SQLiteStore(SessionStore):
         database has one connection only, so it is swept on that one.
         """
         own = self.persistent
-        connection = await self._open() if own else await self._connection.get()
+        connection = await self._open() if own else (await self._shared.get()).connection
         sql = self._sql(
             "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ? LIMIT ?)"
         )
@@ -453,4 +451,4 @@ class SQLiteStore(SessionStore):
 
     async def close(self) -> None:
         """Close this loop's connection; a later call opens a new one."""
-        await self._connection.close()
+        await self._shared.close()
