@@ -58,6 +58,7 @@ from redis.exceptions import (
 
 from asgi_sessions.exceptions import SessionError, StoreUnavailable
 from asgi_sessions.stores._loop import RETRY_AFTER, LoopLocal, SharedAttempt
+from asgi_sessions.stores._redis_batches import CommandBatches
 from asgi_sessions.stores._urls import redact_url
 
 __all__ = [
@@ -163,9 +164,15 @@ class _Server(Redis):
             if self.sentinel_manager is not None:
                 await self.sentinel_manager.aclose()
 
+    _batches: CommandBatches | None = None
+
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         wait = self.replica_wait
-        if wait is None or not _changes_data(args):
+        if wait is None:
+            if self._batches is None:
+                self._batches = CommandBatches(self, super().execute_command)
+            return await self._batches.run(*args, **options)
+        if not _changes_data(args):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         pipe = self.pipeline(transaction=False)
         pipe.execute_command(*args, **options)
