@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.exceptions import ResponseError
 
-from asgi_sessions.stores._redis_batches import CommandBatches
 from asgi_sessions.stores._redis_client import Client, open_client
+from asgi_sessions.stores._turn_batches import TurnBatches
 
 pytestmark = pytest.mark.anyio
 
@@ -29,9 +30,9 @@ async def client(redis_url: str, namespace: str) -> AsyncIterator[Client]:
         await client.aclose()
 
 
-def _batches(client: Client) -> CommandBatches:
+def _batches(client: Client) -> TurnBatches[Any, Any]:
     batches = getattr(client, "_batches", None)
-    assert isinstance(batches, CommandBatches), "a URL's one-server client batches"
+    assert isinstance(batches, TurnBatches), "a URL's one-server client batches"
     return batches
 
 
@@ -42,14 +43,14 @@ async def test_commands_of_one_turn_share_a_pipeline_and_get_their_own_replies(
     await asyncio.gather(*(client.set(name, n) for n, name in enumerate(names)))
     values = await asyncio.gather(*(client.get(name) for name in names))
     assert values == [str(n).encode() for n in range(100)]
-    assert 2 <= _batches(client).pipelines < 200
+    assert 2 <= _batches(client).batches < 200
 
 
 async def test_a_lone_command_goes_on_its_own(client: Client, namespace: str) -> None:
     for n in range(3):
         await client.set(f"{namespace}:{n}", n)
     assert await client.get(f"{namespace}:2") == b"2"
-    assert _batches(client).pipelines == 0
+    assert _batches(client).batches == 0
 
 
 async def test_an_error_goes_to_its_caller_only(client: Client, namespace: str) -> None:
@@ -62,7 +63,7 @@ async def test_an_error_goes_to_its_caller_only(client: Client, namespace: str) 
     )
     assert results[0] == 1 and results[2] == 2
     assert isinstance(results[1], ResponseError)
-    assert _batches(client).pipelines == 1
+    assert _batches(client).batches == 1
 
 
 async def test_a_cancelled_caller_leaves_the_others_answered(

@@ -58,7 +58,7 @@ from redis.exceptions import (
 
 from asgi_sessions.exceptions import SessionError, StoreUnavailable
 from asgi_sessions.stores._loop import RETRY_AFTER, LoopLocal, SharedAttempt
-from asgi_sessions.stores._redis_batches import CommandBatches
+from asgi_sessions.stores._turn_batches import TurnBatches
 from asgi_sessions.stores._urls import redact_url
 
 __all__ = [
@@ -149,6 +149,10 @@ class ReplicaWait:
             )
 
 
+_Command = tuple[tuple[Any, ...], dict[str, Any]]
+"""A command's arguments and its options, as ``execute_command`` takes them."""
+
+
 class _Server(Redis):
     """The one-server client a URL builds: with ``replica_wait``, each write goes in a
     pipeline with WAIT after it, so both run on the same connection. Built through
@@ -164,14 +168,14 @@ class _Server(Redis):
             if self.sentinel_manager is not None:
                 await self.sentinel_manager.aclose()
 
-    _batches: CommandBatches | None = None
+    _batches: TurnBatches[_Command, Any] | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         wait = self.replica_wait
-        if wait is None:
+        if wait is None:  # the commands of a turn share a pipeline
             if self._batches is None:
-                self._batches = CommandBatches(self, super().execute_command)
-            return await self._batches.run(*args, **options)
+                self._batches = TurnBatches(self._send, self._pipelined)
+            return await self._batches.run((args, options))
         if not _changes_data(args):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         pipe = self.pipeline(transaction=False)
@@ -180,6 +184,18 @@ class _Server(Redis):
         result, acknowledged = await pipe.execute()
         wait.check(acknowledged)
         return result
+
+    async def _send(self, command: _Command) -> Any:
+        args, options = command
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    async def _pipelined(self, commands: list[_Command]) -> list[Any]:
+        """Commands in one pipeline without MULTI; each reply, or each command's error."""
+        pipe = self.pipeline(transaction=False)
+        for args, options in commands:
+            pipe.execute_command(*args, **options)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
 
 class _Cluster(RedisCluster):
