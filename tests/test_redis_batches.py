@@ -69,6 +69,7 @@ async def test_an_error_goes_to_its_caller_only(client: Client, namespace: str) 
 async def test_a_cancelled_caller_leaves_the_others_answered(
     client: Client, namespace: str
 ) -> None:
+    under_way = asyncio.ensure_future(client.get(f"{namespace}:x"))
     leader = asyncio.ensure_future(client.set(f"{namespace}:a", 1))
     follower = asyncio.ensure_future(client.set(f"{namespace}:b", 2))
     await asyncio.sleep(0)  # the leader waits for the turn; the follower has joined
@@ -76,16 +77,19 @@ async def test_a_cancelled_caller_leaves_the_others_answered(
     assert await asyncio.wait_for(follower, 5) is True
     with pytest.raises(asyncio.CancelledError):
         await leader
+    assert await under_way is None
     assert await client.get(f"{namespace}:b") == b"2"
 
 
 async def test_a_command_sent_still_runs_when_its_caller_gives_up(
     client: Client, namespace: str
 ) -> None:
+    under_way = asyncio.ensure_future(client.get(f"{namespace}:x"))
     first = asyncio.ensure_future(client.set(f"{namespace}:a", 1))
     given_up = asyncio.ensure_future(client.set(f"{namespace}:b", 2))
     await asyncio.sleep(0)
-    await asyncio.sleep(0)  # the batch is on its way
+    while not _batches(client).batches:  # the batch is on its way
+        await asyncio.sleep(0)
     given_up.cancel()
-    assert await asyncio.wait_for(first, 5) is True
+    assert list(await asyncio.wait_for(asyncio.gather(under_way, first), 5)) == [None, True]
     assert await client.get(f"{namespace}:b") == b"2"

@@ -5,7 +5,8 @@ the reply, and its bookkeeping around each. Under concurrent requests that, not 
 server, takes most of a call's time. Here the first call of a turn waits for the rest
 of the turn (one ``sleep(0)``); if others joined, all are served by one batch (a Redis
 pipeline, one PostgreSQL query) in a task of its own, and each caller gets its own
-result or error. A lone call is served as before.
+result or error. A call made while no other is under way is served at once, as before:
+nobody else can be coming in its turn, so waiting for one would only cost it time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class TurnBatches(Generic[Item, Result]):
         self._many = many
         self._forming: list[tuple[Item, asyncio.Future[Result]]] | None = None
         self._serving: set[asyncio.Task[None]] = set()
+        self._under_way = 0
+        """Calls and batches being served: while there are none, a call goes alone."""
         self.batches = 0
         """How many batches of two or more calls have been served."""
 
@@ -47,6 +50,8 @@ class TurnBatches(Generic[Item, Result]):
             future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
             forming.append((item, future))
             return await future
+        if not self._under_way:
+            return await self._alone(item)
         forming = self._forming = []
         try:
             await asyncio.sleep(0)  # the other tasks of this turn run, and join
@@ -57,10 +62,17 @@ class TurnBatches(Generic[Item, Result]):
             raise
         self._forming = None
         if not forming:
-            return await self._one(item)
+            return await self._alone(item)
         future = asyncio.get_running_loop().create_future()
         self._start([(item, future), *forming])
         return await future
+
+    async def _alone(self, item: Item) -> Result:
+        self._under_way += 1
+        try:
+            return await self._one(item)
+        finally:
+            self._under_way -= 1
 
     def _start(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         """Serve ``batch`` in a task of its own, so no caller's cancellation cuts it."""
@@ -70,11 +82,14 @@ class TurnBatches(Generic[Item, Result]):
 
     async def _serve(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         self.batches += 1
+        self._under_way += 1
         outcomes: Sequence[Result | BaseException]
         try:
             outcomes = await self._many([item for item, _ in batch])
         except BaseException as exc:  # the batch failed as a whole: every call with it
             outcomes = [exc] * len(batch)
+        finally:
+            self._under_way -= 1
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # its caller gave up
                 continue
