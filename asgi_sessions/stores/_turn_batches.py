@@ -4,9 +4,9 @@ A driver sends each call on its own: a connection from the pool, a write, a wake
 the reply, and its bookkeeping around each. Under concurrent requests that, not the
 server, takes most of a call's time. Here the first call of a turn waits for the rest
 of the turn (one ``sleep(0)``); if others joined, all are served by one batch (a Redis
-pipeline, one PostgreSQL query) in a task of its own, and each caller gets its own
-result or error. A call made while no other is under way is served at once, as before:
-nobody else can be coming in its turn, so waiting for one would only cost it time.
+pipeline) in a task of its own, and each caller gets its own result or error. A call
+made while no other is under way is served at once, as before: nobody else can be
+coming in its turn, so waiting for one would only cost it time.
 """
 
 from __future__ import annotations
