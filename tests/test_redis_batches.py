@@ -66,12 +66,20 @@ async def test_an_error_goes_to_its_caller_only(client: Client, namespace: str) 
     assert _batches(client).batches == 1
 
 
+def _one_under_way_then_two(
+    client: Client, namespace: str
+) -> tuple[asyncio.Future[Any], asyncio.Future[Any], asyncio.Future[Any]]:
+    """A GET under way, then two SETs in one turn (a and b), which go as one batch."""
+    under_way = asyncio.ensure_future(client.get(f"{namespace}:x"))
+    first = asyncio.ensure_future(client.set(f"{namespace}:a", 1))
+    second = asyncio.ensure_future(client.set(f"{namespace}:b", 2))
+    return under_way, first, second
+
+
 async def test_a_cancelled_caller_leaves_the_others_answered(
     client: Client, namespace: str
 ) -> None:
-    under_way = asyncio.ensure_future(client.get(f"{namespace}:x"))
-    leader = asyncio.ensure_future(client.set(f"{namespace}:a", 1))
-    follower = asyncio.ensure_future(client.set(f"{namespace}:b", 2))
+    under_way, leader, follower = _one_under_way_then_two(client, namespace)
     await asyncio.sleep(0)  # the leader waits for the turn; the follower has joined
     leader.cancel()
     assert await asyncio.wait_for(follower, 5) is True
@@ -84,9 +92,7 @@ async def test_a_cancelled_caller_leaves_the_others_answered(
 async def test_a_command_sent_still_runs_when_its_caller_gives_up(
     client: Client, namespace: str
 ) -> None:
-    under_way = asyncio.ensure_future(client.get(f"{namespace}:x"))
-    first = asyncio.ensure_future(client.set(f"{namespace}:a", 1))
-    given_up = asyncio.ensure_future(client.set(f"{namespace}:b", 2))
+    under_way, first, given_up = _one_under_way_then_two(client, namespace)
     await asyncio.sleep(0)
     while not _batches(client).batches:  # the batch is on its way
         await asyncio.sleep(0)
