@@ -299,4 +299,3 @@ async def test_a_million_rows_stream_and_sweep(
         1_000_000
     )
     assert totals == list(range(10_000, 1_000_001, 10_000)), "one report per batch that removed"
-

@@ -160,6 +160,7 @@ class _Server(Redis):
 
     replica_wait: ReplicaWait | None = None
     sentinel_manager: Sentinel | None = None
+    _batches: TurnBatches[_Command, Any] | None = None
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         try:
@@ -167,8 +168,6 @@ class _Server(Redis):
         finally:
             if self.sentinel_manager is not None:
                 await self.sentinel_manager.aclose()
-
-    _batches: TurnBatches[_Command, Any] | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         wait = self.replica_wait

@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from asgi_sessions.stores._turn_batches import answer
+
 __all__ = ["ThreadBatches"]
 
 _T = TypeVar("_T")
 _Call = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
 class ThreadBatches:
@@ -64,23 +65,18 @@ class ThreadBatches:
         with self._lock:
             batch, self._waiting = self._waiting, []
         raw = self.connection._connection
-        outcomes: list[_Outcome] = []
+        outcomes: list[tuple[asyncio.Future[Any], Any]] = []
         for call, future in batch:
             try:
                 if raw is None:
                     raise ValueError("no active connection")
-                outcomes.append((future, call(raw), None))
+                outcomes.append((future, call(raw)))
             except BaseException as exc:  # the caller's to handle, as aiosqlite does
-                outcomes.append((future, None, exc))
-        self._loop.call_soon_threadsafe(_answer, outcomes)
+                outcomes.append((future, exc))
+        self._loop.call_soon_threadsafe(_answer_all, outcomes)
 
 
-def _answer(outcomes: list[_Outcome]) -> None:
-    """On the event loop: give each caller its result or error, unless it gave up."""
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
+def _answer_all(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """On the event loop: give each caller its result or error."""
+    for future, outcome in outcomes:
+        answer(future, outcome)

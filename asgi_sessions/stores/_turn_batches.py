@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["TurnBatches"]
+__all__ = ["TurnBatches", "answer"]
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -91,11 +91,16 @@ class TurnBatches(Generic[Item, Result]):
         finally:
             self._under_way -= 1
         for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # its caller gave up
-                continue
-            if isinstance(outcome, asyncio.CancelledError):
-                future.cancel()
-            elif isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            answer(future, outcome)
+
+
+def answer(future: asyncio.Future[Result], outcome: Result | BaseException) -> None:
+    """Give a batched caller its result or error, unless it gave up waiting."""
+    if future.done():
+        return
+    if isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -13,10 +13,10 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import aiosqlite
@@ -44,6 +44,7 @@ from asgi_sessions.stores.base import (
     utc_now,
 )
 
+_T = TypeVar("_T")
 _PAGE_SIZE = 1000
 _HINTS = (  # sqlite3 message fragment -> what the user can do about it
     ("locked", "is locked by another writer (waited timeout={timeout}s): retry or raise timeout"),
@@ -268,21 +269,25 @@ class SQLiteStore(SessionStore):
 
     async def _fetch(self, sql: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
         """Run one query on this loop's connection and return every row."""
-        batches = await self._shared.get()
-        statement = self._sql(sql)
-        with self._errors():
-            return await batches.run(lambda raw: raw.execute(statement, parameters).fetchall())
+        return await self._on_thread(sql, parameters, sqlite3.Cursor.fetchall)
 
     async def _change(self, sql: str, parameters: Sequence[Any]) -> int:
         """Run one data-changing statement (committed on return); return the rows it touched.
 
-        The statement runs and its row count is read on the connection's thread, in one
-        trip there (aiosqlite's ``execute`` takes two: run, then close the cursor).
+        The row count is read on the connection's thread, so this is one trip there
+        (aiosqlite's ``execute`` takes two: run, then close the cursor).
         """
+        return await self._on_thread(sql, parameters, lambda cursor: cursor.rowcount)
+
+    async def _on_thread(
+        self, sql: str, parameters: Sequence[Any], result: Callable[[sqlite3.Cursor], _T]
+    ) -> _T:
+        """Run one statement on this loop's connection and take ``result`` of its cursor,
+        both on the connection's thread."""
         batches = await self._shared.get()
         statement = self._sql(sql)
         with self._errors():
-            return await batches.run(lambda raw: raw.execute(statement, parameters).rowcount)
+            return await batches.run(lambda raw: result(raw.execute(statement, parameters)))
 
     async def read(self, key: str) -> SessionRecord | None:
         rows = await self._fetch(
