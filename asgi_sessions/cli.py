@@ -23,7 +23,12 @@ from urllib.parse import urlsplit
 from asgi_sessions.exceptions import SessionError
 from asgi_sessions.sealing import KeyRing, TokenBound
 from asgi_sessions.stores import _store_class, create_store, redact_url
-from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
+from asgi_sessions.stores.base import (
+    DEFAULT_PAUSE_RATIO,
+    ProgressCallback,
+    SessionRecord,
+    SessionStore,
+)
 
 __all__ = ["main"]
 
@@ -124,7 +129,7 @@ async def cleanup(args: argparse.Namespace) -> None:
     async with _open(args.store) as store:
         with _progress("removing expired sessions") as progress:
             removed = await store.cleanup_expired_sessions(
-                batch_size=args.batch_size, progress=progress
+                batch_size=args.batch_size, progress=progress, pause_ratio=args.pause_ratio
             )
     print(f"removed {_count(removed, 'expired session')}")
 
@@ -360,6 +365,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 STORE_URL_HELP = (
     "the session store: sqlite:///sessions.db (relative path), sqlite:////srv/app/sessions.db"
     " (absolute), postgresql://user@host/db, redis://host:6379/0, redis+cluster://host:7000,"
@@ -426,6 +438,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("store", metavar="STORE_URL", help=STORE_URL_HELP)
     _batch_size(sub, "delete at most N sessions per statement, so no lock is held for long")
+    sub.add_argument(
+        "--pause-ratio",
+        type=_ratio,
+        default=DEFAULT_PAUSE_RATIO,
+        metavar="R",
+        help="after each batch, pause R times as long as it took, so the app's reads keep "
+        "their speed; 0 sweeps flat out (default %(default)s)",
+    )
 
     sub = command(
         "stats",

@@ -102,7 +102,7 @@ def main() -> None:
                     seed_sqlite(db, rows, expired=True)
                 else:
                     asyncio.run(seed_postgres(table, rows, expired=True))
-                cleanup = measure("cleanup", url, "--batch-size", "5000")
+                cleanup = measure("cleanup", url, "--batch-size", "5000", "--pause-ratio", "0")
                 results.append((f"cleanup {name}", *cleanup))
             seed_sqlite(db, rows, expired=False)
             to_postgres = measure("migrate", sqlite_url, pg_url, "--yes")

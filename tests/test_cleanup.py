@@ -25,7 +25,12 @@ from starlette.types import Message
 from asgi_sessions import SessionMiddleware, create_store
 from asgi_sessions.cleanup import cleanup_task
 from asgi_sessions.stores import MemoryStore
-from asgi_sessions.stores.base import ProgressCallback, SessionRecord, utc_now
+from asgi_sessions.stores.base import (
+    DEFAULT_PAUSE_RATIO,
+    ProgressCallback,
+    SessionRecord,
+    utc_now,
+)
 from asgi_sessions.testing import FrozenClock, RecordingStore
 
 pytest_plugins = ["faults.stores"]  # store_url: each kind of store, its own namespace
@@ -158,9 +163,15 @@ class SweepTally(RecordingStore):
     removed = 0
 
     async def cleanup_expired_sessions(
-        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+        self,
+        *,
+        batch_size: int = 1000,
+        progress: ProgressCallback | None = None,
+        pause_ratio: float = DEFAULT_PAUSE_RATIO,
     ) -> int:
-        removed = await super().cleanup_expired_sessions(batch_size=batch_size, progress=progress)
+        removed = await super().cleanup_expired_sessions(
+            batch_size=batch_size, progress=progress, pause_ratio=pause_ratio
+        )
         self.removed += removed
         return removed
 

@@ -119,7 +119,7 @@ async def test_cleanup_removes_expired_sessions_and_says_how_many(
     live = [make_record("fresh"), make_record("fresh2", "alice")]
     await put(source, *expired, *live)
 
-    assert await cli("cleanup", source, "--batch-size", "2") == 0
+    assert await cli("cleanup", source, "--batch-size", "2", "--pause-ratio", "0") == 0
 
     out, err = capsys.readouterr()
     assert out == "removed 5 expired sessions\n"
@@ -439,7 +439,7 @@ async def test_an_installed_store_is_reached_by_its_url(tmp_path: Path) -> None:
 
 ARGUMENTS = {
     "demo": ["--store", "--host", "--port"],
-    "cleanup": ["STORE_URL", "--batch-size"],
+    "cleanup": ["STORE_URL", "--batch-size", "--pause-ratio"],
     "stats": ["STORE_URL"],
     "sessions": ["STORE_URL", "--user"],
     "revoke": ["STORE_URL", "--user", "--keep", "--yes"],
@@ -548,7 +548,14 @@ async def test_migrate_creates_its_destination_file(
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["stats"], ["sessions", "memory://"], ["cleanup", "memory://", "--batch-size", "0"]],
+    [
+        [],
+        ["stats"],
+        ["sessions", "memory://"],
+        ["cleanup", "memory://", "--batch-size", "0"],
+        ["cleanup", "memory://", "--pause-ratio", "-1"],
+        ["cleanup", "memory://", "--pause-ratio", "nan"],
+    ],
 )
 async def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert await cli(*argv) == 2

@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 
-from asgi_sessions.stores.base import ProgressCallback, SessionRecord, SessionStore
+from asgi_sessions.stores.base import (
+    DEFAULT_PAUSE_RATIO,
+    ProgressCallback,
+    SessionRecord,
+    SessionStore,
+)
 
 __all__ = ["StoreWrapper"]
 
@@ -65,11 +70,15 @@ class StoreWrapper(SessionStore):
             )
 
     async def cleanup_expired_sessions(
-        self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
+        self,
+        *,
+        batch_size: int = 1000,
+        progress: ProgressCallback | None = None,
+        pause_ratio: float = DEFAULT_PAUSE_RATIO,
     ) -> int:
         async with self.around("cleanup_expired_sessions"):
             return await self.store.cleanup_expired_sessions(
-                batch_size=batch_size, progress=progress
+                batch_size=batch_size, progress=progress, pause_ratio=pause_ratio
             )
 
     async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from functools import partial
 
 import anyio
+import pytest
 
 from asgi_sessions.stores.base import Clock, SessionStore
+from asgi_sessions.stores.wrapper import StoreWrapper
 from asgi_sessions.testing.clock import FrozenClock
 from asgi_sessions.testing.store_suite.fixtures import StoreFixtures
 from asgi_sessions.testing.store_suite.support import (
@@ -20,6 +22,12 @@ from asgi_sessions.testing.store_suite.support import (
 )
 
 __all__ = ["StoreCleanup"]
+
+SLOW_BATCH = 0.02
+"""How long each batch is made to take in the pacing test, in seconds."""
+
+CLOCK_SLACK = 0.005
+"""asyncio may wake a sleeper up to its clock's resolution early."""
 
 
 class StoreCleanup(StoreFixtures):
@@ -74,6 +82,34 @@ class StoreCleanup(StoreFixtures):
         assert await store.cleanup_expired_sessions(batch_size=1, progress=totals.append) == 0
         assert totals == [0]
         assert await store.read(record.key) == record
+
+    async def test_cleanup_pauses_after_each_batch_for_pause_ratio_times_its_length(
+        self, store: SessionStore, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The sweep leaves the store to the app between batches: each batch is made to
+        take at least SLOW_BATCH here, and the next must not start before twice that."""
+        for _ in range(3):
+            await store.create(new_record(clock, lifetime=60))
+        clock.advance(60)
+        clock.now += store.cleanup_grace
+        swept = store  # a wrapper hands the whole sweep to the store it wraps
+        while isinstance(swept, StoreWrapper):
+            swept = swept.store
+        sweep, pauses = swept.delete_expired, list[float]()
+
+        async def slow_sweep(before: datetime, batch_size: int) -> AsyncIterator[int]:
+            async for removed in sweep(before, batch_size):
+                await anyio.sleep(SLOW_BATCH)
+                done = anyio.current_time()
+                yield removed
+                pauses.append(anyio.current_time() - done)
+
+        monkeypatch.setattr(swept, "delete_expired", slow_sweep)
+        assert await store.cleanup_expired_sessions(batch_size=1, pause_ratio=2) == 3
+        assert len(pauses) >= 3
+        assert min(pauses) >= 2 * SLOW_BATCH - CLOCK_SLACK, pauses
+        with pytest.raises(ValueError, match="pause_ratio"):
+            await store.cleanup_expired_sessions(pause_ratio=-1)
 
     async def test_a_cleanup_cancelled_between_batches_leaves_the_rest_to_the_next(
         self, store: SessionStore, clock: FrozenClock
