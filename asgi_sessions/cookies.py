@@ -21,15 +21,25 @@ _SHARED_CACHE_HEADERS = (b"cdn-cache-control", b"surrogate-control")
 
 
 def _pair_pattern(cookie_name: str) -> re.Pattern[bytes]:
-    """A pattern for one ``name=token`` pair of a Cookie header whose token is well formed.
+    """A pattern for ``name=token`` in a Cookie header, with a well-formed token.
 
-    Only spaces and tabs (what RFC 6265 allows) may surround the pair and its value, and
-    one pair of double quotes the value. Matching the raw bytes skips decoding and
-    splitting the header: most requests carry the cookie, so this runs on nearly all.
+    Only spaces and tabs (what RFC 6265 allows) may surround the value, and one pair of
+    double quotes the value. The pattern starts with the name, so the regex engine
+    looks for it as a literal; that it starts a pair is checked apart (``_starts_pair``).
+    Matching the raw bytes skips decoding and splitting the header: most requests
+    carry the cookie, so this runs on nearly all.
     """
     name = re.escape(cookie_name.encode("latin-1"))
     token = rb"[A-Za-z0-9_-]{%d,%d}" % (tokens.MIN_TOKEN_LENGTH, tokens.MAX_TOKEN_LENGTH)
-    return re.compile(rb"(?:\A|;)[ \t]*" + name + rb'=[ \t]*("?)(' + token + rb")\1[ \t]*(?=;|\Z)")
+    return re.compile(name + rb'=[ \t]*("?)(' + token + rb")\1[ \t]*(?=;|\Z)")
+
+
+def _starts_pair(header: bytes, at: int) -> bool:
+    """Whether ``at`` begins a pair of ``header``: only spaces and tabs lie between it
+    and the header's start or the ``;`` before it."""
+    while at and header[at - 1] in b" \t":
+        at -= 1
+    return at == 0 or header[at - 1] == 0x3B  # ;
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +86,13 @@ class CookiePolicy:
         removed: a value padded with other bytes is malformed, not trimmed to a token.
         """
         for name, value in headers:
-            if name == b"cookie" and (found := self._pair.search(value)) is not None:
-                return found[2].decode("ascii")
+            if name != b"cookie":
+                continue
+            found = self._pair.search(value)
+            while found is not None:
+                if _starts_pair(value, found.start()):
+                    return found[2].decode("ascii")
+                found = self._pair.search(value, found.start() + 1)
         return None
 
     def header(self, token: str | None, max_age: int | None) -> str:

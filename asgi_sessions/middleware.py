@@ -32,7 +32,7 @@ from asgi_sessions.persistence import (
 )
 from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
-from asgi_sessions.session import UnavailableSession
+from asgi_sessions.session import UnavailableSession, release
 from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.telemetry import Telemetry
 from asgi_sessions.tokens import TokenGenerator
@@ -195,6 +195,9 @@ class SessionMiddleware:
                 raise
             outage = error
             await self._refuse(send, error)
+        finally:
+            if active is not None:
+                release(active.session)
         if self.settings.events is not None:
             await self._deliver(scope, active, outage)
 
@@ -259,6 +262,8 @@ class SessionMiddleware:
                 await self._refuse(send, error, prefix="websocket.http.")
             else:
                 await send({"type": "websocket.close", "code": 1013})
+        finally:
+            release(active.session)
 
     def _start(self, scope: Scope, token: str | None) -> ActiveSession:
         """Put the request's session in the scope, not read yet."""

@@ -51,8 +51,8 @@ from asgi_sessions.serializers import JSONSerializer, Serializer
 from asgi_sessions.session import (
     Action,
     Session,
-    UnloadedSession,
     checked_user_id,
+    empty_session,
     is_blank,
     take_action,
 )
@@ -252,7 +252,7 @@ class ActiveSession:
         """The stored record as this request last read or wrote it."""
         self._plain = b""
         """The serialized data of ``record`` (opened, when sealed): the change baseline."""
-        self.session = Session(handle=self) if token is None else UnloadedSession(handle=self)
+        self.session = empty_session(self, loaded=token is None)
         self._unsent: CookieUpdate | None = None
         self._budget = settings.store.timeout
         self._hooks: tuple[Callable[[], None], ...] = ()

@@ -30,6 +30,8 @@ __all__ = [
     "UnloadedSession",
     "before_commit",
     "checked_user_id",
+    "empty_session",
+    "release",
     "take_action",
 ]
 
@@ -234,7 +236,10 @@ class Session(dict[str, Any]):
 
     def _require_handle(self) -> SessionHandle:
         if self._handle is None:
-            raise RuntimeError("this Session was not loaded by SessionMiddleware")
+            raise RuntimeError(
+                "this Session is not held by SessionMiddleware: it was made by hand, "
+                "or its request is over"
+            )
         return self._handle
 
 
@@ -253,6 +258,27 @@ def take_action(session: Session) -> Action | None:
 def is_blank(session: Session) -> bool:
     """Tell whether ``session`` holds no data and no user, and nothing was asked of it."""
     return not session and session._user_id is None and session._action is None
+
+
+def release(session: Session) -> None:
+    """Let ``session`` go of its handle when its request is over.
+
+    Session and handle refer to each other; broken here, both are freed as soon as the
+    request drops them, instead of waiting for Python's cycle collector.
+    """
+    session._handle = None
+
+
+def empty_session(handle: SessionHandle, *, loaded: bool = True) -> Session:
+    """An empty Session held by ``handle``, an UnloadedSession unless ``loaded``.
+
+    One is made for every request, so this skips ``__init__``'s argument handling and
+    checks: with no data and no user there is nothing to check.
+    """
+    session: Session = dict.__new__(Session if loaded else UnloadedSession)
+    session._user_id = session._action = None
+    session._handle = handle
+    return session
 
 
 class UnloadedSession(Session):

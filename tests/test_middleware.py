@@ -467,3 +467,24 @@ async def test_login_helper_follows_the_apps_cookie_name_and_settings(store: Mem
 def test_find_middleware_says_what_to_pass() -> None:
     with pytest.raises(ValueError, match="pass the app you added SessionMiddleware to"):
         find_middleware(Starlette())
+
+
+async def test_a_session_kept_past_its_request_says_the_request_is_over(
+    store: MemoryStore,
+) -> None:
+    kept: list[Any] = []
+
+    async def keep(request: Request) -> Response:
+        request.session["n"] = 1
+        kept.append(request.session)
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/", keep)])
+    app.add_middleware(SessionMiddleware, store=store)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://test"
+    ) as client:
+        assert (await client.get("/")).status_code == 200
+    assert kept[0] == {"n": 1}, "the data stays readable"
+    with pytest.raises(RuntimeError, match="its request is over"):
+        await kept[0].save()

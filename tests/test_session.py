@@ -177,5 +177,5 @@ def test_set_expiry_refuses_values_of_the_wrong_type(value: object) -> None:
 
 @pytest.mark.anyio
 async def test_save_outside_the_middleware_says_so() -> None:
-    with pytest.raises(RuntimeError, match="not loaded by SessionMiddleware"):
+    with pytest.raises(RuntimeError, match="not held by SessionMiddleware"):
         await Session().save()
