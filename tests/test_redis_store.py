@@ -102,6 +102,24 @@ async def test_a_record_is_one_hash_with_exact_microseconds_and_a_version(
     }
 
 
+async def test_scripts_the_server_lost_are_sent_again(
+    store: RedisStore, raw: Client, clock: FrozenClock
+) -> None:
+    """After a restart or SCRIPT FLUSH the server knows no script: each write sends its
+    script again (NOSCRIPT) rather than failing."""
+    record = new_record(clock, user_id="ada")
+    await store.create(record)
+    await raw.script_flush()
+    changed = dataclasses.replace(record, data=b'{"n":2}', version=2)
+    assert await store.update(changed, expected_version=1) is True
+    await raw.script_flush()
+    assert await store.destroy(record.key) is True
+    await raw.script_flush()
+    another = new_record(clock)
+    await store.create(another)
+    assert await store.read(another.key) == another
+
+
 async def test_create_update_and_extend_set_a_native_ttl_of_the_lifetime_and_the_grace(
     store: RedisStore, raw: Client, prefix: str, clock: FrozenClock
 ) -> None:

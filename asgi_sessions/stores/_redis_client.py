@@ -25,6 +25,7 @@ Kept apart from the store so that it reads as keys and commands. Here:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -49,6 +50,7 @@ from redis.exceptions import (
     DataError,
     MaxConnectionsError,
     MovedError,
+    NoScriptError,
     RedisClusterException,
     RedisError,
     SlotNotCoveredError,
@@ -71,6 +73,7 @@ __all__ = [
     "eval_groups",
     "on_key_owner",
     "open_client",
+    "run_script",
     "scan",
     "unavailable",
 ]
@@ -501,6 +504,25 @@ class RedisConnection:
         """Close the clients opened here, in this event loop; a given client stays open."""
         with unavailable(self._where):
             await self._pools.close()
+
+
+_SHAS: dict[str, str] = {}
+"""Each script's SHA1, computed once (redis-py's ``register_script`` hashes per call)."""
+
+
+async def run_script(
+    client: Client, script: str, keys: Sequence[bytes | str], args: Sequence[Any]
+) -> Any:
+    """Run ``script`` by its SHA1 (EVALSHA); a server that does not have it yet, or no
+    longer (a restart, SCRIPT FLUSH), is sent the script first (NOSCRIPT)."""
+    sha = _SHAS.get(script)
+    if sha is None:
+        sha = _SHAS[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    try:
+        return await client.evalsha(sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await client.script_load(script)
+        return await client.evalsha(sha, len(keys), *keys, *args)
 
 
 async def each(client: Client, command: str, names: Sequence[bytes | str], *args: Any) -> list[Any]:

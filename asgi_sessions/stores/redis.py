@@ -77,6 +77,7 @@ from asgi_sessions.stores._redis_client import (
     each,
     eval_by_slot,
     eval_groups,
+    run_script,
     scan,
 )
 from asgi_sessions.stores._seen import seen_keys
@@ -332,7 +333,7 @@ class RedisStore(SessionStore):
             if record.user_id is not None:
                 await self._link(client, record)
             name = self._record_name(record.key)
-            created = await client.register_script(lua.CREATE)([name], [now, ttl, *fields])
+            created = await run_script(client, lua.CREATE, [name], [now, ttl, *fields])
         if not created:
             raise key_taken(record.key)
 
@@ -380,18 +381,16 @@ class RedisStore(SessionStore):
         args: list[Any] = [now, ttl, expected_version, owner]
         fields, name = self._fields(record, "data", "expires_at"), self._record_name(record.key)
         async with self._redis.use() as client:
-            script = client.register_script(lua.UPDATE)
-            result = await script([name], [*args, "0", *fields])
+            result = await run_script(client, lua.UPDATE, [name], [*args, "0", *fields])
             if result == 1:  # the record changes hands: index it under its new user first
                 await self._link(client, record)
-                result = await script([name], [*args, "1", *fields])
+                result = await run_script(client, lua.UPDATE, [name], [*args, "1", *fields])
         return bool(result == 2)
 
     async def destroy(self, key: str, *, expected_version: int | None = None) -> bool:
         now, version = to_microseconds(self.clock()), _optional(expected_version)
         async with self._redis.use() as client:
-            script = client.register_script(lua.DESTROY)
-            result = await script([self._record_name(key)], [now, version])
+            result = await run_script(client, lua.DESTROY, [self._record_name(key)], [now, version])
             if result == 0:
                 return False
             live, owner = result
@@ -411,7 +410,7 @@ class RedisStore(SessionStore):
         seen = "" if seen_at is None else to_microseconds(seen_at)
         args = [now, ttl, to_microseconds(expires_at), _optional(expected_version), seen]
         async with self._redis.use() as client:
-            moved = await client.register_script(lua.EXTEND)([self._record_name(key)], args)
+            moved = await run_script(client, lua.EXTEND, [self._record_name(key)], args)
         return bool(moved == 1)
 
     async def delete_expired(self, before: datetime, batch_size: int) -> AsyncIterator[int]:
@@ -453,7 +452,7 @@ class RedisStore(SessionStore):
             if held:
                 await client.zadd(index, held)
             if dead:
-                await client.register_script(lua.UNINDEX)([index], dead)
+                await run_script(client, lua.UNINDEX, [index], dead)
             if len(due) < batch_size:
                 return
 
@@ -478,7 +477,7 @@ class RedisStore(SessionStore):
 
     async def _unlock(self, name: bytes, token: str) -> None:
         async with self._redis.use() as client:
-            await client.register_script(lua.UNLOCK)([name], [token])
+            await run_script(client, lua.UNLOCK, [name], [token])
 
     async def repair_user_index(
         self, *, batch_size: int = 1000, progress: ProgressCallback | None = None
@@ -498,7 +497,7 @@ class RedisStore(SessionStore):
                 await asyncio.sleep(self.timeout or 0)  # a write in flight lands
                 dangling = await self._dangling_entries(client, batch_size, among=dangling)
             for index, pairs in dangling.items():
-                await client.register_script(lua.UNINDEX)([index], pairs)
+                await run_script(client, lua.UNINDEX, [index], pairs)
         return added + sum(len(pairs) // 2 for pairs in dangling.values())
 
     async def _rebuild_index(
