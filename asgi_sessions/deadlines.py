@@ -46,7 +46,7 @@ class _Watchdog:
     """The calls in progress on one loop, and the one timer that ends the late ones."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._watched: set[_Watch] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._wakes_at = math.inf
@@ -65,13 +65,13 @@ class _Watchdog:
         if self._timer is not None:
             self._timer.cancel()
         self._wakes_at = when
-        self._timer = self._loop.call_at(when, self._wake)
+        self._timer = self.loop.call_at(when, self._wake)
 
     def _wake(self) -> None:
         """Cancel every call whose deadline has come (again, if it has not ended since
         the last time); wake again for the next deadline, or to cancel again."""
         self._timer, self._wakes_at = None, math.inf
-        now, next_wake = self._loop.time(), math.inf
+        now, next_wake = self.loop.time(), math.inf
         for watch in self._watched:
             if watch.deadline <= now:
                 watch.cancels += 1
@@ -86,6 +86,19 @@ class _Watchdog:
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
     weakref.WeakKeyDictionary()
 )
+_latest: _Watchdog | None = None
+"""The watchdog used last: nearly always the one asked for next, found without the
+weak dictionary's lookup (which makes a weak reference on every call)."""
+
+
+def _watchdog_of(loop: asyncio.AbstractEventLoop) -> _Watchdog:
+    """The loop's watchdog, made on first use."""
+    global _latest
+    watchdog = _watchdogs.get(loop)
+    if watchdog is None:
+        watchdog = _watchdogs[loop] = _Watchdog(loop)
+    _latest = watchdog
+    return watchdog
 
 
 async def within(work: Awaitable[_T], seconds: float) -> _T:
@@ -97,9 +110,9 @@ async def within(work: Awaitable[_T], seconds: float) -> _T:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task(loop)
     assert task is not None, "within() runs inside a task"
-    watchdog = _watchdogs.get(loop)
-    if watchdog is None:
-        watchdog = _watchdogs[loop] = _Watchdog(loop)
+    watchdog = _latest
+    if watchdog is None or watchdog.loop is not loop:
+        watchdog = _watchdog_of(loop)
     watch = watchdog.watch(task, loop.time() + max(seconds, 0))
     try:
         result = await work
@@ -109,7 +122,8 @@ async def within(work: Awaitable[_T], seconds: float) -> _T:
         raise
     finally:
         watchdog.forget(watch)
-    _uncancel(task, watch.cancels)  # the work absorbed them, and ended anyway
+    if watch.cancels:  # the work absorbed them, and ended anyway
+        _uncancel(task, watch.cancels)
     return result
 
 

@@ -134,3 +134,23 @@ async def test_many_calls_on_one_loop_share_one_timer() -> None:
     assert len(loop._scheduled) - before == 1  # type: ignore[attr-defined]
     gate.set()
     assert all(await asyncio.gather(*calls))
+
+
+def test_each_event_loop_keeps_its_own_deadlines_when_loops_alternate() -> None:
+    """The keeper remembers the loop it served last; a call on another loop, and then
+    on the first again, must still be watched by a keeper of its own loop."""
+
+    async def late() -> bool:
+        try:
+            await within(asyncio.sleep(10), 0.02)
+        except TimeoutError:
+            return True
+        return False
+
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        for loop in (first, second, first, second):
+            assert loop.run_until_complete(late())
+    finally:
+        first.close()
+        second.close()
