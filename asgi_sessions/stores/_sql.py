@@ -12,10 +12,31 @@ from typing import Any, Protocol, TypeVar
 
 from asgi_sessions.stores.base import SessionRecord
 
-__all__ = ["COLUMNS", "DEVICE_COLUMNS", "Row", "by_pages", "checked_identifier", "to_record"]
+__all__ = [
+    "COLUMNS",
+    "DEVICE_COLUMNS",
+    "Row",
+    "Statements",
+    "by_pages",
+    "checked_identifier",
+    "to_record",
+]
 
 COLUMNS = "key, data, user_id, created_at, expires_at, version, user_agent, ip, last_seen_at"
 """A session row's columns, in the order ``SessionRecord`` takes its fields."""
+
+
+class Statements(dict[str, str]):
+    """Statement templates with the store's names put in, each filled in once: a store
+    call looks its statement up instead of formatting it again."""
+
+    def __init__(self, **names: str) -> None:
+        super().__init__()
+        self._names = names
+
+    def __missing__(self, template: str) -> str:
+        statement = self[template] = template.format(**self._names)
+        return statement
 
 
 class Row(Protocol):

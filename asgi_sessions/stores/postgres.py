@@ -24,6 +24,7 @@ from asgi_sessions.stores._asyncpg import PostgresConnections
 from asgi_sessions.stores._sql import (
     COLUMNS,
     DEVICE_COLUMNS,
+    Statements,
     by_pages,
     checked_identifier,
     to_record,
@@ -163,6 +164,7 @@ class PostgresStore(SessionStore):
         self.timeout = max(connect_timeout, command_timeout)
         self.dsn = dsn
         self._table = f'"{schema}"."{table_name}"' if schema else f'"{table_name}"'
+        self._statements = Statements(table=self._table, columns=COLUMNS)
         self._ddl_lock = _lock_key("create", self._table)
         self._sweep_lock = _lock_key("cleanup", self._table)
         self._db = PostgresConnections(
@@ -321,7 +323,7 @@ class PostgresStore(SessionStore):
 
     def _sql(self, template: str) -> str:
         """Put the validated, quoted table name into a statement."""
-        return template.format(table=self._table, columns=COLUMNS)
+        return self._statements[template]
 
     async def _sweep_batch(self, before: datetime, batch_size: int) -> int | None:
         """Delete one batch under the sweep lock; None if another process holds the lock.

@@ -26,6 +26,7 @@ from asgi_sessions.stores._loop import LoopLocal
 from asgi_sessions.stores._sql import (
     COLUMNS,
     DEVICE_COLUMNS,
+    Statements,
     by_pages,
     checked_identifier,
     to_record,
@@ -144,6 +145,7 @@ class SQLiteStore(SessionStore):
         self.path = path if path == ":memory:" else os.path.abspath(path)
         self.persistent = self.path != ":memory:"
         self.table_name = table_name
+        self._statements = Statements(t=f'"{table_name}"', t_bare=table_name, columns=COLUMNS)
         self.create_table = create_table
         self.timeout = timeout
         self.create_file = create_file
@@ -180,7 +182,7 @@ class SQLiteStore(SessionStore):
 
     def _sql(self, template: str) -> str:
         """Put the table name, checked as an identifier in __init__, into a statement."""
-        return template.format(t=f'"{self.table_name}"', t_bare=self.table_name, columns=COLUMNS)
+        return self._statements[template]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
