@@ -299,3 +299,20 @@ async def test_a_million_rows_stream_and_sweep(
         1_000_000
     )
     assert totals == list(range(10_000, 1_000_001, 10_000)), "one report per batch that removed"
+
+
+async def test_concurrent_reads_share_one_query_and_each_gets_its_own_record(
+    store: PostgresStore, clock: FrozenClock
+) -> None:
+    keys = [f"{n:064x}" for n in range(1, 41)]
+    for n, key in enumerate(keys):
+        await store.create(record(key, clock, lifetime=60 if n % 4 else 7200))
+    clock.advance(minutes=5)  # every fourth record is still live
+    missing = f"{999:064x}"
+    asked = [*keys, keys[0], missing]
+    found = await asyncio.gather(*(store.read(key) for key in asked))
+    got = [None if found_record is None else found_record.key for found_record in found]
+    live = [key if n % 4 == 0 else None for n, key in enumerate(keys)]
+    assert got == [*live, keys[0], None]
+    reads = store._reads[asyncio.get_running_loop()]
+    assert 1 <= reads.batches < len(asked)

@@ -9,7 +9,9 @@ runs slow cannot revive a session.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,6 +32,7 @@ from asgi_sessions.stores._sql import (
     to_record,
 )
 from asgi_sessions.stores._tasks import settle
+from asgi_sessions.stores._turn_batches import TurnBatches
 from asgi_sessions.stores._urls import redact_url
 from asgi_sessions.stores.base import (
     Clock,
@@ -60,6 +63,7 @@ CREATE INDEX ON {table} (expires_at);
 CREATE INDEX ON {table} (user_id) WHERE user_id IS NOT NULL;
 """
 _READ = "SELECT {columns} FROM {table} WHERE key = $1 AND expires_at > $2"
+_READ_MANY = "SELECT {columns} FROM {table} WHERE key = ANY($1::text[]) AND expires_at > $2"
 # A migration's batch: what is there, then every row in one statement, each taking its
 # key only from an expired row or an older version.
 _IMPORT_SEEN = "SELECT key, version, expires_at > $2 FROM {table} WHERE key = ANY($1::text[])"
@@ -177,6 +181,9 @@ class PostgresStore(SessionStore):
             max_size=max_size,
             prepare=self._create_table if create_table else None,
         )
+        self._reads: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, TurnBatches[str, SessionRecord | None]
+        ] = weakref.WeakKeyDictionary()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -188,9 +195,23 @@ class PostgresStore(SessionStore):
         return cls(url, **options)
 
     async def read(self, key: str) -> SessionRecord | None:
+        """One query; the reads that concurrent requests make in one turn of the event
+        loop share one (``key = ANY(...)``)."""
         _text(key)
+        loop = asyncio.get_running_loop()
+        reads = self._reads.get(loop)
+        if reads is None:
+            reads = self._reads[loop] = TurnBatches(self._read_one, self._read_many)
+        return await reads.run(key)
+
+    async def _read_one(self, key: str) -> SessionRecord | None:
         row = await self._db.fetchrow(self._sql(_READ), key, self.clock())
         return None if row is None else to_record(row)
+
+    async def _read_many(self, keys: list[str]) -> list[SessionRecord | None]:
+        rows = await self._db.fetch(self._sql(_READ_MANY), keys, self.clock())
+        found = {row["key"]: to_record(row) for row in rows}
+        return [found.get(key) for key in keys]
 
     async def create(self, record: SessionRecord) -> None:
         _storable(checked_record(record))

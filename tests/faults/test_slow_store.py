@@ -13,8 +13,8 @@ import pytest
 
 from asgi_sessions.testing.clock import FrozenClock
 from faults.proxy import FaultProxy, Mode
-from faults.stores import TIMEOUT
-from faults.traffic import Figures, outage
+from faults.stores import TIMEOUT, with_options
+from faults.traffic import CLIENTS, Figures, outage
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["faults.stores"]
@@ -51,8 +51,11 @@ async def test_slow_store_answers_503_in_time_and_loses_no_acknowledged_write(
 ) -> None:
     scenario = f"{networked}: {mode} {int(delay * 1000)} ms" if delay else f"{networked}: {mode}"
     figures = Figures(scenario)
+    url = proxied_url
+    if networked == "postgres":  # a connection per client, opened before the fault
+        url = with_options(url, min_size=CLIENTS)
     await outage(
-        proxied_url,
+        url,
         clock,
         figures,
         fault=lambda: proxy.set(mode, delay=delay),

@@ -51,10 +51,14 @@ class Figures:
     note: str = ""
 
 
+CLIENTS = 4
+"""Clients of a scenario, each with its own session, all sending at once."""
+
+
 class Traffic:
     """``count`` clients of ``app``, each with its own session cookie."""
 
-    def __init__(self, app: ASGIApp, figures: Figures, count: int = 4) -> None:
+    def __init__(self, app: ASGIApp, figures: Figures, count: int = CLIENTS) -> None:
         self.figures = figures
         self.transport = httpx.ASGITransport(app)
         self.clients = [
