@@ -88,7 +88,8 @@ _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
 )
 _latest: _Watchdog | None = None
 """The watchdog used last: nearly always the one asked for next, found without the
-weak dictionary's lookup (which makes a weak reference on every call)."""
+weak dictionary's lookup (which makes a weak reference on every call). It keeps that
+one loop alive until another loop asks; the loops before it are held only weakly."""
 
 
 def _watchdog_of(loop: asyncio.AbstractEventLoop) -> _Watchdog:
