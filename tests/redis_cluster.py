@@ -22,17 +22,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from asgi_sessions.testing._redis_servers import HOST, free_ports, redis_cli, wait_until
+from asgi_sessions.testing._redis_servers import (
+    HOST,
+    RedisServer,
+    free_ports,
+    info_fields,
+    redis_cli,
+    wait_until,
+)
 
 __all__ = ["Cluster", "Node", "free_ports", "redis_cli", "running_cluster", "wait_until"]
 
@@ -41,77 +47,32 @@ FAILOVER_NODE_TIMEOUT_MS = 1000
 """Node timeout of the cluster with replicas: a primary silent this long is failed over."""
 
 
-@dataclass(eq=False)
-class Node:
-    """One ``redis-server`` of the cluster; it keeps its cluster config across restarts."""
+class Node(RedisServer):
+    """One ``redis-server`` of the cluster; it keeps its cluster config across restarts,
+    so a restarted node rejoins the cluster from its config file."""
 
-    port: int
-    bus_port: int
-    directory: Path
-    node_timeout_ms: int
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    def __init__(self, port: int, bus_port: int, directory: Path, node_timeout_ms: int) -> None:
+        super().__init__(directory, port)
+        self.bus_port = bus_port
+        self.node_timeout_ms = node_timeout_ms
 
-    def start(self) -> None:
-        """Start (or restart) the server; it rejoins the cluster from its config file."""
-        command = ["redis-server", "--port", str(self.port), "--bind", HOST]
+    def command(self) -> list[str]:
+        command = super().command()
         command += ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
         command += ["--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
         command += ["--cluster-node-timeout", str(self.node_timeout_ms)]
-        command += ["--dir", str(self.directory), "--save", "", "--appendonly", "no"]
-        command += ["--logfile", str(self.directory / f"redis-{self.port}.log")]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-        wait_until(self.answers_ping, f"node {self.port} did not answer PING")
-
-    def kill(self) -> None:
-        """End the server with SIGKILL, as a crash would: what it did not send is lost."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): it neither reads nor answers, its sockets stay open."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """Let a paused server run on (SIGCONT)."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.resume()
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None
-
-    def cli(self, *args: str) -> str:
-        return redis_cli(self.port, *args)
+        return command
 
     @property
     def id(self) -> str:
         """The node's cluster id, as ``CLUSTER SETSLOT`` takes it."""
         return self.cli("CLUSTER", "MYID").strip()
 
-    def answers_ping(self) -> bool:
-        try:
-            return self.cli("PING").strip() == "PONG"
-        except subprocess.CalledProcessError:
-            return False
-
     def info(self, section: str) -> dict[str, str]:
-        """``INFO section`` (or ``CLUSTER INFO`` for "cluster") as a dict."""
+        """``INFO section`` (``CLUSTER INFO`` for "cluster") as a dict. Unlike a plain
+        server's, it raises if the node does not answer: a health check counts that."""
         text = self.cli("CLUSTER", "INFO") if section == "cluster" else self.cli("INFO", section)
-        pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
-        return {key: value.strip() for key, value in pairs}
+        return info_fields(text)
 
 
 @dataclass

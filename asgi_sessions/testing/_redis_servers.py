@@ -34,6 +34,7 @@ __all__ = [
     "SentinelServer",
     "free_port",
     "free_ports",
+    "info_fields",
     "redis_cli",
     "running_sentinel",
     "wait_until",
@@ -65,6 +66,12 @@ def redis_cli(port: int, *args: str) -> str:
     command = ["redis-cli", "-h", HOST, "-p", str(port), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True)  # noqa: S603
     return done.stdout
+
+
+def info_fields(text: str) -> dict[str, str]:
+    """The ``field:value`` lines of an ``INFO`` (or ``CLUSTER INFO``) reply, as a dict."""
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key: value.strip() for key, value in pairs}
 
 
 def wait_until(ready: Callable[[], bool], what: str) -> None:
@@ -123,11 +130,9 @@ class RedisServer:
     def info(self, section: str) -> dict[str, str]:
         """``INFO section`` as a dict; empty if the server does not answer."""
         try:
-            text = self.cli("INFO", section)
+            return info_fields(self.cli("INFO", section))
         except (subprocess.SubprocessError, OSError):
             return {}
-        pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
-        return {key: value.strip() for key, value in pairs}
 
     def in_sync(self) -> bool:
         """Whether this replica's link to its primary is up."""
