@@ -4,11 +4,14 @@ Load with ``pytest_plugins = ["faults.stores"]``. ``store_url`` runs a
 test on SQLite, PostgreSQL, Redis and a Redis Cluster, as ``tests/conformance`` does:
 a fresh file, table or key prefix per test, removed afterwards. ``proxied_url`` does the
 same on PostgreSQL and Redis through a ``FaultProxy``, with half-second timeouts.
+``wait_for_replicas`` runs a failover test without waiting for a replica and with
+``wait_for_replicas=1``, on the stores ``worker_stores`` builds.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -16,6 +19,7 @@ import asyncpg
 import pytest
 
 from asgi_sessions.stores import create_store
+from asgi_sessions.stores.base import SessionStore
 from faults.proxy import FaultProxy
 
 pytest_plugins = ["redis_cluster"]
@@ -109,3 +113,30 @@ async def proxied_url(
     timeout = "command_timeout" if networked == "postgres" else "socket_timeout"
     yield with_options(via(direct, proxy.port), connect_timeout=TIMEOUT, **{timeout: TIMEOUT})
     await remove_namespace(direct)
+
+
+@pytest.fixture(params=[0, 1], ids=["no-wait", "wait-for-1-replica"])
+def wait_for_replicas(request: pytest.FixtureRequest) -> int:
+    replicas: int = request.param
+    return replicas
+
+
+@asynccontextmanager
+async def worker_stores(
+    url: str, wait_for_replicas: int, *, prefix: str, workers: int = 2
+) -> AsyncIterator[list[SessionStore]]:
+    """One store per app worker, built from ``url`` as an app builds it, with half-second
+    timeouts and ``wait_for_replicas`` in the query string; closed afterwards."""
+    url = with_options(
+        url,
+        prefix=prefix,
+        connect_timeout=TIMEOUT,
+        socket_timeout=TIMEOUT,
+        wait_for_replicas=wait_for_replicas,
+    )
+    built = [create_store(url) for _ in range(workers)]
+    try:
+        yield built
+    finally:
+        for store in built:
+            await store.close()

@@ -24,41 +24,25 @@ from collections.abc import AsyncIterator
 import pytest
 from redis_cluster import Cluster, Node, wait_until
 
-from asgi_sessions.stores import create_store
 from asgi_sessions.stores.base import SessionStore
 from faults.load import Failover, check_outage, kill_under_load
-from faults.stores import TIMEOUT, with_options
+from faults.stores import worker_stores
 
 pytestmark = pytest.mark.anyio
-pytest_plugins = ["redis_cluster"]
+pytest_plugins = ["redis_cluster", "faults.stores"]
 
-WORKERS = 2
 PREFIX = "failover:"
-
-
-@pytest.fixture(params=[0, 1], ids=["no-wait", "wait-for-1-replica"])
-def wait_for_replicas(request: pytest.FixtureRequest) -> int:
-    replicas: int = request.param
-    return replicas
 
 
 @pytest.fixture
 async def stores(
     redis_cluster_with_replicas: Cluster, wait_for_replicas: int
 ) -> AsyncIterator[list[SessionStore]]:
-    """One store per worker on the cluster, with half-second timeouts, built from its
-    URL as an app builds it (``wait_for_replicas`` in the query string)."""
-    url = with_options(
-        redis_cluster_with_replicas.url,
-        prefix=PREFIX,
-        connect_timeout=TIMEOUT,
-        socket_timeout=TIMEOUT,
-        wait_for_replicas=wait_for_replicas,
-    )
-    built = [create_store(url) for _ in range(WORKERS)]
-    yield built
-    for store in built:
-        await store.close()
+    """One store per worker on the cluster (``worker_stores``)."""
+    async with worker_stores(
+        redis_cluster_with_replicas.url, wait_for_replicas, prefix=PREFIX
+    ) as built:
+        yield built
 
 
 def failed_over(cluster: Cluster, killed: Node, replica: Node) -> None:

@@ -25,42 +25,26 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from asgi_sessions.stores import create_store
 from asgi_sessions.stores.base import SessionStore
 from asgi_sessions.testing._redis_servers import SentinelDeployment
 from faults.load import Failover, check_outage, kill_under_load
-from faults.stores import TIMEOUT, with_options
+from faults.stores import worker_stores
 
 pytestmark = pytest.mark.anyio
-pytest_plugins = ["redis_sentinel"]
+pytest_plugins = ["redis_sentinel", "faults.stores"]
 
-WORKERS = 2
 PREFIX = "failover:"
-
-
-@pytest.fixture(params=[0, 1], ids=["no-wait", "wait-for-1-replica"])
-def wait_for_replicas(request: pytest.FixtureRequest) -> int:
-    replicas: int = request.param
-    return replicas
 
 
 @pytest.fixture
 async def stores(
     redis_sentinel_of_its_own: SentinelDeployment, wait_for_replicas: int
 ) -> AsyncIterator[list[SessionStore]]:
-    """One store per worker, built from the ``redis+sentinel://`` URL as an app builds
-    it, with half-second timeouts and ``wait_for_replicas`` in the query string."""
-    url = with_options(
-        redis_sentinel_of_its_own.url,
-        prefix=PREFIX,
-        connect_timeout=TIMEOUT,
-        socket_timeout=TIMEOUT,
-        wait_for_replicas=wait_for_replicas,
-    )
-    built = [create_store(url) for _ in range(WORKERS)]
-    yield built
-    for store in built:
-        await store.close()
+    """One store per worker, built from the ``redis+sentinel://`` URL (``worker_stores``)."""
+    async with worker_stores(
+        redis_sentinel_of_its_own.url, wait_for_replicas, prefix=PREFIX
+    ) as built:
+        yield built
 
 
 def losing_its_primary(deployment: SentinelDeployment) -> Failover:
