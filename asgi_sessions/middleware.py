@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_sessions import cleanup
 from asgi_sessions.cookies import CookiePolicy, SameSite, add_session_headers
-from asgi_sessions.devices import AddressMode, DeviceTracking
+from asgi_sessions.devices import AddressMode, Device, DeviceTracking
 from asgi_sessions.events import SessionEvent, SessionEvents
 from asgi_sessions.exceptions import (
     InsecureConfiguration,
@@ -32,8 +33,8 @@ from asgi_sessions.persistence import (
 )
 from asgi_sessions.sealing import Sealer
 from asgi_sessions.serializers import JSONSerializer, Serializer
-from asgi_sessions.session import UnavailableSession, release
-from asgi_sessions.stores.base import SessionStore
+from asgi_sessions.session import Session, UnavailableSession, empty_session, is_blank, release
+from asgi_sessions.stores.base import SessionRecord, SessionStore
 from asgi_sessions.telemetry import Telemetry
 from asgi_sessions.tokens import TokenGenerator
 
@@ -158,18 +159,25 @@ class SessionMiddleware:
         if scope["type"] != "http":  # HTTP, nearly every call, is handled inline below
             await self._other(scope, receive, send)
             return
-        token = self.cookie.token_from(scope["headers"])
-        active: ActiveSession | None
-        active = self._start(scope, token)
-        if self.autoload and token is not None:
+        active: ActiveSession | None = None
+        deferred: _Deferred | None = None
+        token = self.cookie.token_from(scope["headers"]) if self.autoload else None
+        if token is not None:
+            active = self._start(scope, token)
+            session = active.session
             active = await self._load(scope, active)
+        else:  # the cookie is read, if at all, when the app first uses the session
+            deferred = _Deferred(self, scope, None if self.autoload else _UNREAD)
+            session = deferred.session
         started = refused = False
         outage: Exception | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, refused, outage
+            nonlocal active, started, refused, outage
             if message["type"] == "http.response.start":
                 started, ok = True, message["status"] < 500
+                if deferred is not None:
+                    active = deferred.to_commit()
                 if active is not None:
                     try:
                         update = None if active.idle else await active.commit(keep_changes=ok)
@@ -182,7 +190,10 @@ class SessionMiddleware:
                         await _answer(send, 409, str(exc).encode())
                         return
                     # A session read from the cookie makes the answer vary with it.
-                    if update is not None or (token is not None and active.unread_token is None):
+                    cookie = token if deferred is None else deferred.token
+                    if update is not None or (
+                        isinstance(cookie, str) and active.unread_token is None
+                    ):
                         self._add_headers(message, update)
             if not refused:
                 await send(message)
@@ -196,10 +207,9 @@ class SessionMiddleware:
             outage = error
             await self._refuse(send, error)
         finally:
-            if active is not None:
-                release(active.session)
+            release(session)
         if self.settings.events is not None:
-            await self._deliver(scope, active, outage)
+            await self._deliver(scope, active if deferred is None else deferred.active, outage)
 
     def _add_headers(self, message: Message, update: CookieUpdate | None) -> None:
         """Add to the response's start ``message`` what a response using the session needs:
@@ -350,6 +360,83 @@ class _RateLimitedLog:
             message += f" ({self._held_back} more in the last {self._interval:g} s)"
         self._next, self._held_back = now + self._interval, 0
         self._logger.warning(message, *args)
+
+
+class _Unread:
+    """The cookie of a request not read yet."""
+
+
+_UNREAD = _Unread()
+
+
+class _Deferred:
+    """Holds a request's Session until the app asks more of it than its data (a load, a
+    save, its record...), and only then makes its ActiveSession, reading the cookie then
+    if that is still to do. Most requests never ask, and cost no more than this."""
+
+    __slots__ = ("active", "middleware", "scope", "session", "token")
+
+    def __init__(
+        self, middleware: SessionMiddleware, scope: Scope, token: str | _Unread | None
+    ) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self.token = token
+        """The cookie's well-formed token, None without one, or _UNREAD."""
+        self.active: ActiveSession | None = None
+        self.session = empty_session(self, loaded=token is None)
+        scope["session"] = self.session
+        scope["session_store"] = middleware.store
+
+    def start(self) -> ActiveSession:
+        """The request's ActiveSession, made on first call; it holds the Session from then on."""
+        if self.active is None:
+            settings = self.middleware.settings
+            client = settings.devices.client(self.scope)
+            self.active = ActiveSession(settings, self._token(), client, self.session)
+        return self.active
+
+    def to_commit(self) -> ActiveSession | None:
+        """The ActiveSession to commit: the one made for the app, or one made now for data
+        put in a session the app asked nothing else of; None if the app did neither."""
+        session = self.session
+        if self.active is None and type(session) is Session and not is_blank(session):
+            return self.start()
+        return self.active
+
+    def _token(self) -> str | None:
+        token = self.token
+        if isinstance(token, _Unread):
+            token = self.token = self.middleware.cookie.token_from(self.scope["headers"])
+        return token
+
+    @property
+    def record(self) -> SessionRecord | None:
+        return None if self.active is None else self.active.record
+
+    def must_load(self) -> bool:
+        return self.active.must_load() if self.active else self._token() is not None
+
+    async def load(self) -> None:
+        await self.start().load()
+
+    async def save(self) -> None:
+        await self.start().save()
+
+    async def reload(self) -> None:
+        await self.start().reload()
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        self.start().before_commit(hook)
+
+    async def devices(self) -> list[Device]:
+        return await self.start().devices()
+
+    async def revoke_device(self, id: str) -> bool:
+        return await self.start().revoke_device(id)
+
+    async def revoke_others(self) -> int:
+        return await self.start().revoke_others()
 
 
 def find_middleware(target: Any) -> SessionMiddleware:

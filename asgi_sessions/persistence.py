@@ -53,6 +53,7 @@ from asgi_sessions.session import (
     Session,
     checked_user_id,
     empty_session,
+    hand_over,
     is_blank,
     take_action,
 )
@@ -238,6 +239,7 @@ class ActiveSession:
         settings: SessionSettings,
         token: str | None = None,
         client: Client | None = None,
+        session: Session | None = None,
     ) -> None:
         self.settings = settings
         self.unread_token = token
@@ -252,7 +254,11 @@ class ActiveSession:
         """The stored record as this request last read or wrote it."""
         self._plain = b""
         """The serialized data of ``record`` (opened, when sealed): the change baseline."""
-        self.session = empty_session(self, loaded=token is None)
+        if session is None:
+            session = empty_session(self, loaded=token is None)
+        else:  # the request's Session, held until now by a stand-in: the app may keep it
+            hand_over(session, self)
+        self.session = session
         self._unsent: CookieUpdate | None = None
         self._budget = settings.store.timeout
         self._hooks: tuple[Callable[[], None], ...] = ()
@@ -385,6 +391,9 @@ class ActiveSession:
     def before_commit(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` before each commit that keeps changes (see ``session.before_commit``)."""
         self._hooks = (*self._hooks, hook)
+
+    def must_load(self) -> bool:
+        return self.unread_token is not None
 
     @property
     def idle(self) -> bool:

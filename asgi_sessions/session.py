@@ -1,7 +1,8 @@
 """``request.session``: a dict with a user link, flash messages and lifetime controls.
 
 The dict is what the app sees. Whoever loaded it (the middleware's ``ActiveSession``)
-is its handle: it owns the stored record and commits the dict back. What the app asks
+is its handle: it owns the stored record and commits the dict back. Until the app
+first needs that handle, the middleware's stand-in holds the session and makes it. What the app asks
 for beyond data (regenerate, destroy) is kept privately here until the commit takes it.
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "before_commit",
     "checked_user_id",
     "empty_session",
+    "hand_over",
     "release",
     "take_action",
 ]
@@ -62,6 +64,11 @@ class SessionHandle(Protocol):
     async def reload(self) -> None: ...
 
     def before_commit(self, hook: Callable[[], None]) -> None: ...
+
+    def must_load(self) -> bool:
+        """Whether the request's cookie may name a record, so that the Session must be
+        loaded before use; False when there is nothing to load."""
+        ...
 
     async def devices(self) -> list[Device]: ...
 
@@ -269,6 +276,11 @@ def release(session: Session) -> None:
     session._handle = None
 
 
+def hand_over(session: Session, handle: SessionHandle) -> None:
+    """Let ``handle`` hold ``session`` from now on, in place of a stand-in."""
+    session._handle = handle
+
+
 def empty_session(handle: SessionHandle, *, loaded: bool = True) -> Session:
     """An empty Session held by ``handle``, an UnloadedSession unless ``loaded``.
 
@@ -285,50 +297,76 @@ class UnloadedSession(Session):
     """A Session whose record has not been read yet (``autoload=False``).
 
     Any use raises SessionNotLoaded rather than showing an empty session that is not
-    really empty; ``await session.load()`` turns it into a plain Session.
+    really empty; ``await session.load()`` turns it into a plain Session. If the
+    request's cookie names no record after all (no cookie, or a malformed one), the
+    first use finds that out and the session is a plain, empty one from then on.
     """
 
     __slots__ = ()
 
-    def _not_loaded(self, *args: Any, **kwargs: Any) -> Any:
-        raise SessionNotLoaded(
-            "request.session has not been read yet: with SessionMiddleware(autoload=False), "
-            "call 'await request.session.load()' first (FastAPI's SessionDep does it)"
-        )
+    def _loaded(self) -> Session:
+        """This session as a plain Session, if there is nothing to load; otherwise
+        SessionNotLoaded."""
+        handle = self._handle
+        if handle is None or handle.must_load():
+            raise SessionNotLoaded(
+                "request.session has not been read yet: with "
+                "SessionMiddleware(autoload=False), call 'await request.session.load()' "
+                "first (FastAPI's SessionDep does it)"
+            )
+        session: Session = self
+        session.__class__ = Session
+        return session
 
-    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _not_loaded
-    get = keys = values = items = pop = popitem = setdefault = update = clear = _not_loaded
-    copy = __or__ = __ior__ = __eq__ = __ne__ = __reversed__ = _not_loaded
-    regenerate = destroy = set_expiry = flash = pop_flashes = _not_loaded
-    devices = revoke_device = revoke_others = _not_loaded
     __hash__ = None  # type: ignore[assignment]
 
     @property
     def is_new(self) -> bool:
-        return bool(self._not_loaded())
+        return self._loaded().is_new
 
     @property
     def key(self) -> str | None:
-        return self._not_loaded()  # type: ignore[no-any-return]
+        return self._loaded().key
 
     @property
     def created_at(self) -> datetime | None:
-        return self._not_loaded()  # type: ignore[no-any-return]
+        return self._loaded().created_at
 
     @property
     def expires_at(self) -> datetime | None:
-        return self._not_loaded()  # type: ignore[no-any-return]
+        return self._loaded().expires_at
 
     @property
     def user_id(self) -> str | None:
-        return self._not_loaded()  # type: ignore[no-any-return]
+        return self._loaded().user_id
 
     @user_id.setter
     def user_id(self, value: Any) -> None:
-        self._not_loaded()
+        self._loaded().user_id = value
 
     def __repr__(self) -> str:
         return "<Session not loaded yet>"
+
+
+def _once_loaded(name: str) -> Callable[..., Any]:
+    """``Session.<name>`` for an UnloadedSession: SessionNotLoaded, unless there is
+    nothing to load (then the session is plain and the call goes through)."""
+
+    def method(self: UnloadedSession, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._loaded(), name)(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _name in (
+    *("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__", "__len__"),
+    *("get", "keys", "values", "items", "pop", "popitem", "setdefault", "update", "clear"),
+    *("copy", "__or__", "__ior__", "__eq__", "__ne__", "__reversed__"),
+    *("regenerate", "destroy", "set_expiry", "flash", "pop_flashes"),
+    *("devices", "revoke_device", "revoke_others"),
+):
+    setattr(UnloadedSession, _name, _once_loaded(_name))
 
 
 class UnavailableSession:

@@ -67,3 +67,21 @@ class LazyLoading(MiddlewareSuiteBase):
         response = await lazy_client.get("/load-and-read")
         assert response.status_code == 503
         assert "set-cookie" not in response.headers
+
+    async def test_lazy_session_with_a_malformed_cookie_is_usable_at_once(
+        self, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        use_token(lazy_client, "not a token")  # names no record: nothing to load
+        response = await lazy_client.post("/set/cart", json=["pear"])
+        assert response.json()["data"] == {"cart": ["pear"]}
+        assert store.calls == ["create"]
+        assert "session=" in response.headers["set-cookie"]
+
+    async def test_lazy_session_with_a_cookie_refuses_every_use_before_loading(
+        self, client: httpx.AsyncClient, lazy_client: httpx.AsyncClient, store: RecordingStore
+    ) -> None:
+        use_token(lazy_client, await self.start(client, store))
+        for path, body in (("/set/cart", ["pear"]), ("/user", "ada"), ("/login/ada", None)):
+            with pytest.raises(SessionNotLoaded):
+                await lazy_client.post(path, json=body)
+        assert store.calls == []
