@@ -169,6 +169,7 @@ class SessionMiddleware:
         else:  # the cookie is read, if at all, when the app first uses the session
             deferred = _Deferred(self, scope, None if self.autoload else _UNREAD)
             session = deferred.session
+            self._expose(scope, session)
         started = refused = False
         outage: Exception | None = None
 
@@ -278,9 +279,13 @@ class SessionMiddleware:
     def _start(self, scope: Scope, token: str | None) -> ActiveSession:
         """Put the request's session in the scope, not read yet."""
         active = ActiveSession(self.settings, token, self.settings.devices.client(scope))
-        scope["session"] = active.session
-        scope["session_store"] = self.store
+        self._expose(scope, active.session)
         return active
+
+    def _expose(self, scope: Scope, session: Session) -> None:
+        """Put the request's session and the store in the scope, where the app finds them."""
+        scope["session"] = session
+        scope["session_store"] = self.store
 
     async def _load(self, scope: Scope, active: ActiveSession) -> ActiveSession | None:
         """Read the session now (``autoload``); None, and a stand-in that answers 503
@@ -385,8 +390,6 @@ class _Deferred:
         """The cookie's well-formed token, None without one, or _UNREAD."""
         self.active: ActiveSession | None = None
         self.session = empty_session(self, loaded=token is None)
-        scope["session"] = self.session
-        scope["session_store"] = middleware.store
 
     def start(self) -> ActiveSession:
         """The request's ActiveSession, made on first call; it holds the Session from then on."""

@@ -1,9 +1,10 @@
 """``request.session``: a dict with a user link, flash messages and lifetime controls.
 
 The dict is what the app sees. Whoever loaded it (the middleware's ``ActiveSession``)
-is its handle: it owns the stored record and commits the dict back. Until the app
-first needs that handle, the middleware's stand-in holds the session and makes it. What the app asks
-for beyond data (regenerate, destroy) is kept privately here until the commit takes it.
+is its handle: it owns the stored record and commits the dict back; until the app
+first needs that handle, a stand-in of the middleware holds the session and makes
+one. What the app asks for beyond data (regenerate, destroy) is kept privately here
+until the commit takes it.
 """
 
 from __future__ import annotations
